@@ -1,0 +1,158 @@
+package mls
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
+)
+
+const vectorDir = "../../testdata/mls-vectors/"
+
+// hexBytes is a hex string in a vector file.
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	b, err := hex.DecodeString(s)
+	*h = b
+	return err
+}
+
+func loadVectors[T any](tb testing.TB, name string) []T {
+	tb.Helper()
+	data, err := os.ReadFile(vectorDir + name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var v []T
+	if err := json.Unmarshal(data, &v); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
+// roundTrip decodes data as a T, rejecting trailing bytes, and checks that
+// it re-encodes to data.
+func roundTrip[T any, P codec[T]](t *testing.T, field string, data []byte) *T {
+	t.Helper()
+	x := new(T)
+	if err := wire.Unmarshal(data, P(x)); err != nil {
+		t.Errorf("%s: decode: %v", field, err)
+		return nil
+	}
+	got, err := wire.Marshal(P(x))
+	if err != nil {
+		t.Errorf("%s: encode: %v", field, err)
+		return nil
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("%s: re-encoding differs\n got %x\nwant %x", field, got, data)
+		return nil
+	}
+	return x
+}
+
+type messagesVector struct {
+	MLSWelcome                     hexBytes `json:"mls_welcome"`
+	MLSGroupInfo                   hexBytes `json:"mls_group_info"`
+	MLSKeyPackage                  hexBytes `json:"mls_key_package"`
+	RatchetTree                    hexBytes `json:"ratchet_tree"`
+	GroupSecrets                   hexBytes `json:"group_secrets"`
+	AddProposal                    hexBytes `json:"add_proposal"`
+	UpdateProposal                 hexBytes `json:"update_proposal"`
+	RemoveProposal                 hexBytes `json:"remove_proposal"`
+	PreSharedKeyProposal           hexBytes `json:"pre_shared_key_proposal"`
+	ReInitProposal                 hexBytes `json:"re_init_proposal"`
+	ExternalInitProposal           hexBytes `json:"external_init_proposal"`
+	GroupContextExtensionsProposal hexBytes `json:"group_context_extensions_proposal"`
+	Commit                         hexBytes `json:"commit"`
+	PublicMessageApplication       hexBytes `json:"public_message_application"`
+	PublicMessageProposal          hexBytes `json:"public_message_proposal"`
+	PublicMessageCommit            hexBytes `json:"public_message_commit"`
+	PrivateMessage                 hexBytes `json:"private_message"`
+}
+
+// checkMessage round-trips an MLSMessage and checks its wire format.
+func checkMessage(t *testing.T, field string, data []byte, wf WireFormat) *MLSMessage {
+	t.Helper()
+	m := roundTrip[MLSMessage](t, field, data)
+	if m == nil {
+		return nil
+	}
+	if m.WireFormat != wf || m.body() == nil {
+		t.Errorf("%s: wire format %d, want %d", field, m.WireFormat, wf)
+		return nil
+	}
+	return m
+}
+
+// checkPublic round-trips an MLSMessage holding a PublicMessage of content
+// type ct.
+func checkPublic(t *testing.T, field string, data []byte, ct ContentType) {
+	t.Helper()
+	m := checkMessage(t, field, data, WireFormatPublicMessage)
+	if m != nil && m.PublicMessage.Content.ContentType != ct {
+		t.Errorf("%s: content type %d, want %d", field, m.PublicMessage.Content.ContentType, ct)
+	}
+}
+
+// TestMessagesVectors checks every structure in messages.json decodes and
+// re-encodes byte for byte (§6, §7, §10, §12).
+func TestMessagesVectors(t *testing.T) {
+	for i, v := range loadVectors[messagesVector](t, "messages.json") {
+		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
+			checkMessage(t, "mls_welcome", v.MLSWelcome, WireFormatWelcome)
+			checkMessage(t, "mls_group_info", v.MLSGroupInfo, WireFormatGroupInfo)
+			checkMessage(t, "mls_key_package", v.MLSKeyPackage, WireFormatKeyPackage)
+			roundTrip[RatchetTree](t, "ratchet_tree", v.RatchetTree)
+			roundTrip[GroupSecrets](t, "group_secrets", v.GroupSecrets)
+			roundTrip[Add](t, "add_proposal", v.AddProposal)
+			roundTrip[Update](t, "update_proposal", v.UpdateProposal)
+			roundTrip[Remove](t, "remove_proposal", v.RemoveProposal)
+			roundTrip[PreSharedKey](t, "pre_shared_key_proposal", v.PreSharedKeyProposal)
+			roundTrip[ReInit](t, "re_init_proposal", v.ReInitProposal)
+			roundTrip[ExternalInit](t, "external_init_proposal", v.ExternalInitProposal)
+			roundTrip[GroupContextExtensions](t, "group_context_extensions_proposal", v.GroupContextExtensionsProposal)
+			roundTrip[Commit](t, "commit", v.Commit)
+			checkPublic(t, "public_message_application", v.PublicMessageApplication, ContentApplication)
+			checkPublic(t, "public_message_proposal", v.PublicMessageProposal, ContentProposal)
+			checkPublic(t, "public_message_commit", v.PublicMessageCommit, ContentCommit)
+			checkMessage(t, "private_message", v.PrivateMessage, WireFormatPrivateMessage)
+		})
+	}
+}
+
+// TestDeserializationVectors checks the §2.1.2 varint length headers.
+func TestDeserializationVectors(t *testing.T) {
+	type vector struct {
+		Header hexBytes `json:"vlbytes_header"`
+		Length uint32   `json:"length"`
+	}
+	for i, v := range loadVectors[vector](t, "deserialization.json") {
+		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
+			s := cryptobyte.String(v.Header)
+			var n uint32
+			if !wire.ReadVarint(&s, &n) || !s.Empty() {
+				t.Fatalf("header %x does not decode as one varint", v.Header)
+			}
+			if n != v.Length {
+				t.Errorf("length = %d, want %d", n, v.Length)
+			}
+			var b cryptobyte.Builder
+			wire.AddVarint(&b, uint64(n))
+			if got := b.BytesOrPanic(); !bytes.Equal(got, v.Header) {
+				t.Errorf("re-encoded header = %x, want %x", got, v.Header)
+			}
+		})
+	}
+}
