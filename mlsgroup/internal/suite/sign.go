@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/hpke"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 
@@ -201,7 +202,7 @@ func (e ecdsaScheme) sign(priv, msg []byte) ([]byte, error) {
 }
 
 func (e ecdsaScheme) verify(pub, msg, sig []byte) error {
-	k, err := ecdsa.ParseUncompressedPublicKey(e.curve, pub)
+	k, err := e.parsePublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("%w: %s public key (%d bytes)", ErrInvalidKey, e.name, len(pub))
 	}
@@ -209,4 +210,24 @@ func (e ecdsaScheme) verify(pub, msg, sig []byte) error {
 		return ErrInvalidSignature
 	}
 	return nil
+}
+
+// parsePublicKey parses the uncompressed SEC 1 point that §5.1.2 asks for
+// and, when verifying, also a compressed one (SEC 1 §2.3.3): ts-mls 1.6.4
+// puts compressed points in its leaves, and the point, hence the key, is
+// the same either way. Keys this package makes are always uncompressed.
+func (e ecdsaScheme) parsePublicKey(pub []byte) (*ecdsa.PublicKey, error) {
+	if len(pub) == 0 || (pub[0] != 2 && pub[0] != 3) {
+		return ecdsa.ParseUncompressedPublicKey(e.curve, pub)
+	}
+	x, y := elliptic.UnmarshalCompressed(e.curve, pub)
+	if x == nil {
+		return nil, errors.New("invalid compressed point")
+	}
+	size := (e.curve.Params().BitSize + 7) / 8
+	uncompressed := make([]byte, 1+2*size)
+	uncompressed[0] = 4
+	x.FillBytes(uncompressed[1 : 1+size])
+	y.FillBytes(uncompressed[1+size:])
+	return ecdsa.ParseUncompressedPublicKey(e.curve, uncompressed)
 }

@@ -19,7 +19,9 @@
 //   - Ed25519 and Ed448 private keys are RFC 8032 seeds (32 and 57 bytes),
 //     public keys RFC 8032 encodings.
 //   - ECDSA private keys are the fixed-length big-endian scalar of SEC 1
-//     §2.3.6 (32, 48 or 66 bytes), public keys the uncompressed SEC 1 point.
+//     §2.3.6 (32, 48 or 66 bytes), public keys the uncompressed SEC 1 point
+//     (verification also takes the compressed point, which ts-mls 1.6.4
+//     sends).
 //
 // Lengths are checked strictly: a P-521 private key must be 66 bytes, so
 // callers holding a 65-byte key (as some interop vectors do) must left-pad
