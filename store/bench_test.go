@@ -1,0 +1,109 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"testing"
+)
+
+// Issue 4's acceptance 5. Every Commit is one synced LevelDB write, so its
+// latency is mostly the fsync of the disk under the test's temp directory.
+
+func benchVariants(b *testing.B, f func(b *testing.B, s *Store)) {
+	for _, pass := range []string{"", "pw"} {
+		b.Run(map[string]string{"": "plain", "pw": "encrypted"}[pass], func(b *testing.B) {
+			f(b, openTest(b, b.TempDir(), encOptions(pass)))
+		})
+	}
+}
+
+// BenchmarkCommitBatch: the batch of a processed MLS commit (2 KiB state,
+// a 256 B log entry, the old epoch's secrets deleted, two new ones).
+func BenchmarkCommitBatch(b *testing.B) {
+	benchVariants(b, func(b *testing.B, s *Store) {
+		g := []byte("benchmark group")
+		state, entry, secret := bytes.Repeat([]byte{1}, 2048), bytes.Repeat([]byte{2}, 256), bytes.Repeat([]byte{3}, 32)
+		epoch := uint64(0)
+		for b.Loop() {
+			epoch++
+			var batch Batch
+			batch.PutGroup(g, state)
+			batch.AppendLog(g, entry)
+			batch.DeleteEpochSecrets(g, epoch)
+			batch.PutEpochSecret(g, epoch, []byte("epoch"), secret)
+			batch.PutEpochSecret(g, epoch, []byte("m0"), secret)
+			if err := s.Commit(&batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkLogAppend appends 256 B entries, one per synced commit and 100
+// per synced commit.
+func BenchmarkLogAppend(b *testing.B) {
+	for _, per := range []int{1, 100} {
+		b.Run(fmt.Sprintf("per-commit=%d", per), func(b *testing.B) {
+			benchVariants(b, func(b *testing.B, s *Store) {
+				ch, entry := []byte("channel"), bytes.Repeat([]byte{7}, 256)
+				b.SetBytes(int64(per * len(entry)))
+				for b.Loop() {
+					var batch Batch
+					for range per {
+						batch.AppendLog(ch, entry)
+					}
+					if err := s.Commit(&batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(per*b.N)/b.Elapsed().Seconds(), "entries/s")
+			})
+		})
+	}
+}
+
+// BenchmarkLogPage reads 100-entry pages of 256 B entries from a 10 000
+// entry log, both ways, walking the whole log with cursors.
+func BenchmarkLogPage(b *testing.B) {
+	const n, page = 10000, 100
+	for _, dir := range []string{"forward", "backward"} {
+		b.Run(dir, func(b *testing.B) {
+			benchVariants(b, func(b *testing.B, s *Store) {
+				ch, entry := []byte("channel"), bytes.Repeat([]byte{7}, 256)
+				for i := 0; i < n; i += 1000 {
+					var batch Batch
+					for range 1000 {
+						batch.AppendLog(ch, entry)
+					}
+					if err := s.Commit(&batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(page * int64(len(entry)))
+				cur := uint64(0)
+				if dir == "backward" {
+					cur = math.MaxUint64
+				}
+				for b.Loop() {
+					var p []LogEntry
+					var err error
+					if dir == "forward" {
+						p, err = s.LogAfter(ch, cur, page)
+					} else {
+						p, err = s.LogBefore(ch, cur, page)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(p) < page { // wrapped around: start over
+						cur = map[string]uint64{"forward": 0, "backward": math.MaxUint64}[dir]
+						continue
+					}
+					cur = p[len(p)-1].Seq
+				}
+				b.ReportMetric(float64(page*b.N)/b.Elapsed().Seconds(), "entries/s")
+			})
+		})
+	}
+}
