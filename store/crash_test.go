@@ -25,10 +25,11 @@ import (
 // checks the store's own consistency; it returns how many acked
 // transitions it confirmed.
 //
-// opaqueWorkload models the MLS workload with opaque bytes until mlsgroup's
-// Group exists. An MLS workload (real KeyPackages, Welcomes from a scripted
-// peer, commits and messages that must decrypt after each restart) plugs in
-// as another implementation.
+// opaqueWorkload drives the store with opaque bytes shaped like MLS
+// transitions, which makes the store's own invariants easy to check;
+// mlsWorkload (mls_crash_test.go) runs the real thing: KeyPackages,
+// Welcomes, commits and messages from a scripted peer that must decrypt
+// after each restart.
 type crashWorkload interface {
 	Run(s *Store, rng *rand.Rand, ack func(line string)) error
 	Verify(s *Store, acks []string) (confirmed int, err error)

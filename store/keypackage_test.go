@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// mlsStorage is mlsgroup.Storage (mlsgroup/storage.go) spelled out, since
-// store may not import mlsgroup; node holds the real compile-time check.
+// mlsStorage is mlsgroup.Storage (mlsgroup/storage.go) spelled out, so
+// that these tests read on their own; mls_restart_test.go holds the
+// compile-time check against the real interface.
 type mlsStorage interface {
 	PutKeyPackage(ref, private []byte, notAfter uint64) error
 	KeyPackage(ref []byte) (private []byte, status uint8, err error)
@@ -187,8 +188,8 @@ func TestExpiryRunsOnSchedule(t *testing.T) {
 // TestKeyPackageAcrossProcesses is the store's half of the seed's flow
 // (issue 4, acceptance 2): a process generates a KeyPackage and exits; a
 // new process on the same data directory finds its private keys, and one
-// on another directory knows nothing of it. The MLS join on top of this
-// waits for mlsgroup's Group.
+// on another directory knows nothing of it. TestMLSJoinAcrossRestart runs
+// the MLS join on top of this.
 func TestKeyPackageAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
 	c := startChild(t, "putkp", dir, "bob-ref")

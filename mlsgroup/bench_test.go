@@ -1,0 +1,208 @@
+package mlsgroup
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuTime is the CPU time the process has used, on all threads.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loop runs f b.N times and reports, beside the wall time, the CPU time
+// per operation on all cores: on a shared machine it shows what an
+// operation costs when the wall time is inflated by other load.
+func loop(b *testing.B, f func()) {
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
+// The benchmarks follow ../shared/interop/ts-mls-peer/bench.mjs, on suite
+// 1: KeyPackage generation; one commit adding N members (with the ratchet
+// tree in the Welcome) and one of them joining; an update commit in the
+// sparse group that such an Add leaves (every parent blank: the worst
+// case, one HPKE encryption per other member); 1 KiB application messages.
+
+// BenchmarkKeyPackage is KeyPackage generation: two HPKE key pairs, two
+// signatures, encoding, and the private keys stored.
+func BenchmarkKeyPackage(b *testing.B) {
+	m := newMember(b, "bench", DefaultCipherSuite, 1)
+	loop(b, func() {
+		if _, err := NewKeyPackage(m.st, []byte("bench"), m.signer, KeyPackageOptions{}, m.rand, m.now); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+var benchSizes = []int{10, 100, 1000}
+
+// addSetup is a one-member group and the KeyPackages of n joiners, whose
+// last one's private keys are in joiner's storage.
+func addSetup(b *testing.B, n int) (creator, joiner *member, kps []Proposal) {
+	b.Helper()
+	creator = newMember(b, "creator", DefaultCipherSuite, 1)
+	creator.create(fmt.Sprintf("bench-%d", n))
+	joiner = newMember(b, "joiner", DefaultCipherSuite, 2)
+	others := new(MemoryStorage)
+	for i := range n {
+		signer, err := GenerateSigner(DefaultCipherSuite, joiner.rand)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := others
+		if i == n-1 {
+			st = joiner.st
+		}
+		kp, err := NewKeyPackage(st, fmt.Appendf(nil, "member-%d", i), signer, KeyPackageOptions{}, joiner.rand, joiner.now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kps = append(kps, AddProposal(kp))
+		joiner.signer = signer
+	}
+	return creator, joiner, kps
+}
+
+// BenchmarkAdd is one commit adding N members: validating N KeyPackages,
+// the new tree, the GroupInfo with the ratchet tree, and N GroupSecrets
+// sealed in the Welcome.
+func BenchmarkAdd(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			creator, _, kps := addSetup(b, n)
+			loop(b, func() {
+				if _, err := creator.g.Commit(CommitOptions{Proposals: kps}); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkJoin is one of the N new members joining from that Welcome:
+// decrypting it, and validating the whole tree (§12.4.3.1).
+func BenchmarkJoin(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			creator, joiner, kps := addSetup(b, n)
+			sent, err := creator.g.Commit(CommitOptions{Proposals: kps})
+			if err != nil {
+				b.Fatal(err)
+			}
+			loop(b, func() {
+				if _, err := Join(joiner.cfg(), sent.Welcome, joiner.signer, JoinOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkUpdateSparse1000 is an update commit (an empty commit with a
+// path) in the group a single Add of 1000 leaves: create, by the creator,
+// and process, by the last joiner.
+func BenchmarkUpdateSparse1000(b *testing.B) {
+	creator, joiner, kps := addSetup(b, 1000)
+	sent := creator.commit(CommitOptions{Proposals: kps})
+	j, err := Join(joiner.cfg(), sent.Welcome, joiner.signer, JoinOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	update, err := creator.g.Commit(CommitOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("create", func(b *testing.B) {
+		loop(b, func() {
+			if _, err := creator.g.Commit(CommitOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("process", func(b *testing.B) {
+		loop(b, func() {
+			if _, err := j.Group.Process(update.Message); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkMessage1KiB is 1 KiB application messages from one member to
+// another: "sequential" encrypts and decrypts each message in turn on one
+// goroutine; "pipelined" runs sender and receiver on goroutines of their
+// own, as two nodes would, so that encryption of one message overlaps
+// decryption of the previous one. Both report messages per second.
+func BenchmarkMessage1KiB(b *testing.B) {
+	payload := make([]byte, 1024)
+	b.Run("sequential", func(b *testing.B) {
+		alice, bob := twoMembersB(b)
+		b.SetBytes(int64(len(payload)))
+		b.ReportAllocs()
+		for b.Loop() {
+			sent, err := alice.g.Encrypt(payload, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			alice.g = sent.Group
+			r, err := bob.g.Process(sent.Message)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bob.g = r.Group
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	})
+	b.Run("pipelined", func(b *testing.B) {
+		alice, bob := twoMembersB(b)
+		b.SetBytes(int64(len(payload)))
+		b.ReportAllocs()
+		wire := make(chan []byte, 1)
+		done := make(chan error)
+		go func() {
+			g := bob.g
+			for msg := range wire {
+				r, err := g.Process(msg)
+				if err != nil {
+					done <- err
+					return
+				}
+				g = r.Group
+			}
+			done <- nil
+		}()
+		for b.Loop() {
+			sent, err := alice.g.Encrypt(payload, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			alice.g = sent.Group
+			wire <- sent.Message
+		}
+		close(wire)
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	})
+}
+
+func twoMembersB(b *testing.B) (alice, bob *member) {
+	alice = newMember(b, "alice", DefaultCipherSuite, 1)
+	bob = newMember(b, "bob", DefaultCipherSuite, 2)
+	alice.create("bench-messages")
+	sent := alice.commit(CommitOptions{Proposals: []Proposal{AddProposal(bob.keyPackage())}})
+	bob.join(sent.Welcome, JoinOptions{})
+	return alice, bob
+}

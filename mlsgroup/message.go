@@ -1,0 +1,179 @@
+package mlsgroup
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/framing"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
+)
+
+// Sent is the result of an operation that sends a message: the state that
+// follows and what to send. Persist Group before sending anything, so that
+// a crash cannot make this member reuse a key (§6.3.1).
+type Sent struct {
+	// Group is the state after the operation. After a commit it still is
+	// in the old epoch, with the commit staged: MergeCommit once the
+	// delivery service has accepted it, DiscardCommit if another commit
+	// won the epoch.
+	Group *Group
+	// Message is the MLSMessage for the group: a PublicMessage or
+	// PrivateMessage.
+	Message []byte
+	// ProposalRef is a proposal's ProposalRef (§5.2), by which commits
+	// include it.
+	ProposalRef []byte
+	// Welcome is the Welcome for the members a commit adds (§12.4.3.1),
+	// nil if it adds none.
+	Welcome []byte
+}
+
+// Framing chooses how handshake messages travel.
+type Framing uint8
+
+const (
+	// FramingDefault follows Config.PublicHandshake.
+	FramingDefault Framing = iota
+	// FramingPublic sends a PublicMessage (§6.2): signed, not encrypted.
+	FramingPublic
+	// FramingPrivate sends a PrivateMessage (§6.3).
+	FramingPrivate
+)
+
+func (f Framing) public(cfg *config) bool {
+	switch f {
+	case FramingPublic:
+		return true
+	case FramingPrivate:
+		return false
+	}
+	return cfg.PublicHandshake
+}
+
+// canSend reports whether this state may send messages.
+func (g *Group) canSend() error {
+	switch g.role {
+	case roleMember:
+		return nil
+	case roleReInit:
+		return ErrReInitPending
+	}
+	return errorf(ErrNotMember, "removed from the group in epoch %d", g.ctx.Epoch)
+}
+
+// Encrypt protects application data as a PrivateMessage (§6.3, §15) with
+// the next key of this member's application ratchet. authenticatedData is
+// sent in the clear but authenticated. It fails with ErrPendingProposals
+// while proposals of the epoch wait for a commit (§12.4).
+func (g *Group) Encrypt(plaintext, authenticatedData []byte) (*Sent, error) {
+	if err := g.canSend(); err != nil {
+		return nil, err
+	}
+	if len(g.proposals) > 0 {
+		return nil, errorf(ErrPendingProposals, "%d uncommitted", len(g.proposals))
+	}
+	next := g.withSecrets()
+	content := &mls.FramedContent{
+		GroupID:           g.ctx.GroupID,
+		Epoch:             g.ctx.Epoch,
+		Sender:            mls.Sender{Type: mls.SenderMember, LeafIndex: uint32(g.own)},
+		AuthenticatedData: authenticatedData,
+		ContentType:       mls.ContentApplication,
+		ApplicationData:   plaintext,
+	}
+	msg, _, err := next.protect(content, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Sent{Group: next, Message: msg}, nil
+}
+
+// protect signs content and frames it as a public or private message. g
+// must own its secret tree: a private message consumes a key.
+func (g *Group) protect(content *mls.FramedContent, public bool) ([]byte, *mls.AuthenticatedContent, error) {
+	ac, err := g.sign(content, public)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, err := g.frame(ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, ac, nil
+}
+
+// sign signs content for the current epoch (§6.1). It builds the
+// FramedContentTBS itself, rather than through framing.Epoch.Sign, to
+// sign with the member's parsed key.
+func (g *Group) sign(content *mls.FramedContent, public bool) (*mls.AuthenticatedContent, error) {
+	wf := mls.WireFormatPrivateMessage
+	if public {
+		wf = mls.WireFormatPublicMessage
+	}
+	tbs, err := mls.MarshalFramedContentTBS(wf, content, g.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: FramedContentTBS: %w", err)
+	}
+	sig, err := g.signer.sign("FramedContentTBS", tbs)
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: signing: %w", err)
+	}
+	return &mls.AuthenticatedContent{
+		WireFormat: wf,
+		Content:    *content,
+		Auth:       mls.FramedContentAuthData{Signature: sig},
+	}, nil
+}
+
+// frame protects signed content (§6.2, §6.3) and encodes the MLSMessage.
+func (g *Group) frame(ac *mls.AuthenticatedContent) ([]byte, error) {
+	f, err := g.framer()
+	if err != nil {
+		return nil, err
+	}
+	m := &mls.MLSMessage{Version: mls.MLS10, WireFormat: ac.WireFormat}
+	if ac.WireFormat == mls.WireFormatPublicMessage {
+		m.PublicMessage, err = f.ProtectPublic(ac)
+	} else {
+		m.PrivateMessage, err = f.ProtectPrivate(ac)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: protecting message: %w", err)
+	}
+	return wire.Marshal(m)
+}
+
+// framingError translates what the framing layer reports into this
+// package's errors.
+func framingError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, framing.ErrInvalidSignature):
+		return fmt.Errorf("%w: %w", ErrInvalidSignature, err)
+	case errors.Is(err, framing.ErrInvalidMembershipTag):
+		return fmt.Errorf("%w: %w", ErrInvalidMembershipTag, err)
+	case errors.Is(err, framing.ErrDecrypt):
+		return fmt.Errorf("%w: %w", ErrDecrypt, err)
+	case errors.Is(err, framing.ErrWrongGroup):
+		return fmt.Errorf("%w: %w", ErrWrongGroup, err)
+	case errors.Is(err, framing.ErrWrongEpoch):
+		return fmt.Errorf("%w: %w", ErrWrongEpoch, err)
+	case errors.Is(err, framing.ErrInvalidSender):
+		return fmt.Errorf("%w: %w", ErrNotMember, err)
+	case errors.Is(err, keyschedule.ErrReplay):
+		return fmt.Errorf("%w: %w", ErrReplay, err)
+	case errors.Is(err, keyschedule.ErrGenerationTooFar):
+		return fmt.Errorf("%w: %w", ErrTooFarAhead, err)
+	case errors.Is(err, keyschedule.ErrLeafOutOfRange):
+		return fmt.Errorf("%w: %w", ErrNotMember, err)
+	case errors.Is(err, ErrNotMember):
+		return err
+	case errors.Is(err, wire.ErrMalformed), errors.Is(err, framing.ErrApplicationInPublic),
+		errors.Is(err, framing.ErrMissingConfirmationTag), errors.Is(err, keyschedule.ErrRatchetExhausted):
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return err
+}
