@@ -3,12 +3,10 @@ package mlsgroup
 import (
 	"bytes"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/par"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/ratchettree"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
@@ -171,7 +169,7 @@ func (g *Group) applyProposals(entries []proposalEntry, committer mls.Sender, ex
 		for i, e := range adds {
 			kps[i] = &e.p.Add.KeyPackage
 		}
-		if err := parallel(len(kps), func(i int) error {
+		if err := par.Do(len(kps), func(i int) error {
 			if err := validateKeyPackage(g.suite, kps[i], now, g.cfg.Validation); err != nil {
 				return fmt.Errorf("%w: Add %d: %w", ErrInvalidProposal, i, err)
 			}
@@ -294,46 +292,6 @@ func pskIDEqual(a, b *mls.PreSharedKeyID) bool {
 	ea, err1 := wire.Marshal(a)
 	eb, err2 := wire.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ea, eb)
-}
-
-// parallel runs f(0) to f(n-1) on up to GOMAXPROCS goroutines: the
-// signature checks of a large Add and the HPKE seals of a large Welcome
-// are independent, and each one costs tens of microseconds. It returns the
-// error of the lowest i that failed, so the outcome does not depend on
-// scheduling.
-func parallel(n int, f func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 || n < 4 {
-		for i := range n {
-			if err := f(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, n)
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				errs[i] = f(i)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // resumes reports whether id is the reinit PSK of the group this one

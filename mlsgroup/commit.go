@@ -6,6 +6,7 @@ import (
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/par"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/ratchettree"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
@@ -360,7 +361,7 @@ func (g *Group) welcome(ep *keyschedule.Epoch, a *applied, path *ratchettree.Pat
 	if err != nil {
 		return nil, err
 	}
-	err = parallel(len(a.added), func(i int) error {
+	err = par.Do(len(a.added), func(i int) error {
 		kp := a.addedKPs[i]
 		gs := mls.GroupSecrets{JoinerSecret: ep.JoinerSecret, PSKs: a.psks}
 		if path != nil {

@@ -19,7 +19,8 @@ import (
 // CipherSuite is an MLS cipher suite code point (RFC 9420 §17.1).
 type CipherSuite = suite.ID
 
-// The cipher suites of RFC 9420 §17.1, all supported.
+// The cipher suites of RFC 9420 §17.1, all supported, and the X-Wing
+// post-quantum hybrid suite.
 const (
 	X25519_AES128GCM_SHA256_Ed25519        = suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	P256_AES128GCM_SHA256_P256             = suite.MLS128DHKEMP256AES128GCMSHA256P256
@@ -28,6 +29,12 @@ const (
 	P521_AES256GCM_SHA512_P521             = suite.MLS256DHKEMP521AES256GCMSHA512P521
 	X448_CHACHA20POLY1305_SHA512_Ed448     = suite.MLS256DHKEMX448CHACHA20POLY1305SHA512Ed448
 	P384_AES256GCM_SHA384_P384             = suite.MLS256DHKEMP384AES256GCMSHA384P384
+
+	// XWING_AES256GCM_SHA512_Ed25519 (83) is the post-quantum hybrid
+	// suite: X-Wing (ML-KEM-768 + X25519) for HPKE, HKDF-SHA512,
+	// AES-256-GCM and Ed25519, under the code point and name of the MLS
+	// post-quantum cipher suites draft as ts-mls implements it.
+	XWING_AES256GCM_SHA512_Ed25519 = suite.MLS256XWINGAES256GCMSHA512Ed25519
 
 	// DefaultCipherSuite is the mandatory-to-implement suite 1.
 	DefaultCipherSuite = X25519_AES128GCM_SHA256_Ed25519
@@ -229,14 +236,9 @@ func parseKeyPackagePrivate(data []byte) (*keyPackagePrivate, error) {
 // are "default" and must not be.
 func defaultCapabilities() mls.Capabilities {
 	return mls.Capabilities{
-		Versions: []mls.ProtocolVersion{mls.MLS10},
-		CipherSuites: []suite.ID{
-			X25519_AES128GCM_SHA256_Ed25519, P256_AES128GCM_SHA256_P256,
-			X25519_CHACHA20POLY1305_SHA256_Ed25519, X448_AES256GCM_SHA512_Ed448,
-			P521_AES256GCM_SHA512_P521, X448_CHACHA20POLY1305_SHA512_Ed448,
-			P384_AES256GCM_SHA384_P384,
-		},
-		Credentials: []mls.CredentialType{mls.CredentialBasic},
+		Versions:     []mls.ProtocolVersion{mls.MLS10},
+		CipherSuites: suite.IDs(),
+		Credentials:  []mls.CredentialType{mls.CredentialBasic},
 	}
 }
 

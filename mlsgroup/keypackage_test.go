@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 )
 
 // seeded returns a deterministic randomness source, so that failures
@@ -37,7 +39,7 @@ func newTestKeyPackage(t testing.TB, st Storage, cs CipherSuite, identity string
 // a fresh KeyPackage parses back to the same bytes and ref, validates, and
 // its private keys are in the Storage it was made with, under its ref.
 func TestKeyPackageRoundTripAndValidate(t *testing.T) {
-	for cs := CipherSuite(1); cs <= 7; cs++ {
+	for _, cs := range suite.IDs() {
 		var st MemoryStorage
 		kp, _ := newTestKeyPackage(t, &st, cs, "bob")
 		parsed, err := ParseKeyPackage(kp.Bytes())
@@ -115,7 +117,7 @@ func TestKeyPackageTamperingDetected(t *testing.T) {
 }
 
 func TestSignerRoundTrip(t *testing.T) {
-	for cs := CipherSuite(1); cs <= 7; cs++ {
+	for _, cs := range suite.IDs() {
 		s, err := GenerateSigner(cs, seeded(uint64(cs)))
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 )
 
 // eachReload runs f with state round trips off and on: with them on,
@@ -35,9 +37,10 @@ func twoMembers(t *testing.T, cs CipherSuite, reload bool) (alice, bob *member) 
 // TestJoinFlow is the seed's first blocked scenario at the MLS layer
 // (§12.4.3.1), one storage per member: Alice creates a group, Bob makes a
 // KeyPackage, Alice adds him, Bob joins from the Welcome with the private
-// keys his own storage holds, and the two exchange messages. Every suite.
+// keys his own storage holds, and the two exchange messages. Every suite,
+// the post-quantum X-Wing suite 83 included.
 func TestJoinFlow(t *testing.T) {
-	for cs := CipherSuite(1); cs <= 7; cs++ {
+	for _, cs := range suite.IDs() {
 		t.Run(fmt.Sprintf("suite%d", cs), func(t *testing.T) {
 			eachReload(t, func(t *testing.T, reload bool) {
 				alice, bob := twoMembers(t, cs, reload)

@@ -243,25 +243,8 @@ func chat(t *testing.T, gid string, clients ...*client) {
 func TestGroupLifeCycle(t *testing.T) {
 	for _, suite := range []int{1, 2, 3, 4, 5, 6, 7, 83} {
 		t.Run(fmt.Sprintf("suite%d", suite), func(t *testing.T) {
-			if suite == 83 {
-				skipUnlessAddable(t, suite)
-			}
 			testGroupLifeCycle(t, suite)
 		})
-	}
-}
-
-// skipUnlessAddable skips when mlsgroup cannot yet add a member in suite:
-// §7.2 makes a leaf list its own cipher suite in its capabilities, and
-// mlsgroup's default capabilities must list the X-Wing suite for that.
-func skipUnlessAddable(t *testing.T, suite int) {
-	a, b := startPeer(t, "probe-a", 9), startPeer(t, "probe-b", 10)
-	gid := enc("probe")
-	a.call(map[string]any{"op": "create_group", "group_id": gid, "identity": "a", "suite": suite})
-	kp := b.call(map[string]any{"op": "key_package", "identity": "b", "suite": suite})
-	r := a.request(map[string]any{"op": "add", "group_id": gid, "key_packages": []any{kp["key_package"]}})
-	if e, ok := r["error"].(string); ok && strings.Contains(e, "capabilities omit") {
-		t.Skipf("mlsgroup's leaf capabilities do not list suite %d yet: %s", suite, e)
 	}
 }
 

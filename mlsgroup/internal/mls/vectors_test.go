@@ -8,8 +8,6 @@ import (
 	"os"
 	"testing"
 
-	"golang.org/x/crypto/cryptobyte"
-
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -128,31 +126,6 @@ func TestMessagesVectors(t *testing.T) {
 			checkPublic(t, "public_message_proposal", v.PublicMessageProposal, ContentProposal)
 			checkPublic(t, "public_message_commit", v.PublicMessageCommit, ContentCommit)
 			checkMessage(t, "private_message", v.PrivateMessage, WireFormatPrivateMessage)
-		})
-	}
-}
-
-// TestDeserializationVectors checks the §2.1.2 varint length headers.
-func TestDeserializationVectors(t *testing.T) {
-	type vector struct {
-		Header hexBytes `json:"vlbytes_header"`
-		Length uint32   `json:"length"`
-	}
-	for i, v := range loadVectors[vector](t, "deserialization.json") {
-		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
-			s := cryptobyte.String(v.Header)
-			var n uint32
-			if !wire.ReadVarint(&s, &n) || !s.Empty() {
-				t.Fatalf("header %x does not decode as one varint", v.Header)
-			}
-			if n != v.Length {
-				t.Errorf("length = %d, want %d", n, v.Length)
-			}
-			var b cryptobyte.Builder
-			wire.AddVarint(&b, uint64(n))
-			if got := b.BytesOrPanic(); !bytes.Equal(got, v.Header) {
-				t.Errorf("re-encoded header = %x, want %x", got, v.Header)
-			}
 		})
 	}
 }

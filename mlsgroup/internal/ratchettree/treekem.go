@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/par"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
@@ -213,7 +214,7 @@ func (p *Path) Encrypt(groupContext []byte, exclude []treemath.LeafIndex) (*mls.
 			to = append(to, r.pub)
 		}
 	}
-	err := parallel(len(jobs), func(k int) error {
+	err := par.Do(len(jobs), func(k int) error {
 		j := jobs[k]
 		kem, ct, err := p.cs.EncryptWithLabel(to[k], updatePathNodeLabel, groupContext, p.secrets[j.node].Bytes())
 		if err != nil {

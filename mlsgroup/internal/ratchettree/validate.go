@@ -3,12 +3,10 @@ package ratchettree
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/par"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
 )
@@ -74,7 +72,7 @@ func (t *Tree) VerifyLeafSignatures(groupID []byte) error {
 	for l := range t.Leaves() {
 		leaves = append(leaves, l)
 	}
-	return parallel(len(leaves), func(i int) error {
+	return par.Do(len(leaves), func(i int) error {
 		return VerifyLeafNodeSignature(t.cs, t.Leaf(leaves[i]), groupID, leaves[i])
 	})
 }
@@ -202,49 +200,11 @@ func (t *Tree) VerifyUniqueKeys() error {
 		}
 		enc[k] = i
 		if node.Leaf != nil {
-			k := string(node.Leaf.SignatureKey)
+			k := string(t.cs.CanonicalSignatureKey(node.Leaf.SignatureKey))
 			if j, ok := sig[k]; ok {
 				return fmt.Errorf("%w: leaves %d and %d share a signature key", ErrDuplicateKey, j/2, i/2)
 			}
 			sig[k] = i
-		}
-	}
-	return nil
-}
-
-// parallel runs f(0) to f(n-1) on up to GOMAXPROCS goroutines and returns
-// the error of the lowest i that failed, so the outcome does not depend on
-// scheduling.
-func parallel(n int, f func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			if err := f(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, n)
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				errs[i] = f(i)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
 		}
 	}
 	return nil

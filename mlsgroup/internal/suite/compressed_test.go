@@ -49,3 +49,27 @@ func TestECDSACompressedPublicKey(t *testing.T) {
 		})
 	}
 }
+
+// TestCanonicalSignatureKey: both encodings of one ECDSA key map to the
+// same bytes, so uniqueness checks cannot be dodged by recompressing.
+func TestCanonicalSignatureKey(t *testing.T) {
+	for _, id := range []ID{2, 5, 7} {
+		s := mustLookup(t, id)
+		_, pub, err := s.GenerateSignatureKey(bytes.NewReader(bytes.Repeat([]byte{9}, 200)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := (len(pub) - 1) / 2
+		compressed := append([]byte{2 + pub[len(pub)-1]&1}, pub[1:1+size]...)
+		if got := s.CanonicalSignatureKey(compressed); !bytes.Equal(got, pub) {
+			t.Fatalf("suite %d: compressed key canonicalises to %x, want %x", id, got, pub)
+		}
+		if got := s.CanonicalSignatureKey(pub); !bytes.Equal(got, pub) {
+			t.Fatalf("suite %d: uncompressed key changed", id)
+		}
+	}
+	s := mustLookup(t, 1)
+	if got := s.CanonicalSignatureKey([]byte{1, 2, 3}); !bytes.Equal(got, []byte{1, 2, 3}) {
+		t.Fatal("an Ed25519 key changed")
+	}
+}

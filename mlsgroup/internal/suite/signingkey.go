@@ -61,3 +61,24 @@ func (k *SigningKey) SignWithLabel(label string, content []byte) ([]byte, error)
 	}
 	return k.sign(tbs)
 }
+
+// CanonicalSignatureKey returns the form of a signature public key that
+// identifies it: verification accepts an ECDSA key compressed or not (see
+// parsePublicKey), so a check that no two members share a key (§7.3) must
+// compare points, not encodings. For other schemes, and for bytes that do
+// not parse, it returns pub itself.
+func (s *Suite) CanonicalSignatureKey(pub []byte) []byte {
+	e, ok := s.sig.(ecdsaScheme)
+	if !ok {
+		return pub
+	}
+	k, err := e.parsePublicKey(pub)
+	if err != nil {
+		return pub
+	}
+	b, err := k.Bytes()
+	if err != nil {
+		return pub
+	}
+	return b
+}
