@@ -1,0 +1,295 @@
+package keypkgdir_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/spacepanda/spacepanda/keypkgdir"
+	"github.com/spacepanda/spacepanda/mlsgroup"
+	"github.com/spacepanda/spacepanda/p2p"
+)
+
+// These tests run keypkgdir over real libp2p hosts on loopback, through
+// p2p: the DHT that node wires it to.
+
+// node is a host with what keypkgdir needs of a spacepanda node.
+type node struct {
+	*p2p.Host
+	key    crypto.PrivKey
+	st     *mlsgroup.MemoryStorage
+	signer *mlsgroup.Signer
+}
+
+// network starts n hosts on loopback, all running keypkgdir's validator,
+// and links them in a ring: the DHT finds the rest.
+func network(tb testing.TB, n int, maxRecordAge time.Duration) []*node {
+	tb.Helper()
+	nodes := make([]*node, n)
+	for i := range nodes {
+		key, err := p2p.GenerateIdentity(nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		h, err := p2p.New(ctx, p2p.Config{
+			Identity:     key,
+			ListenAddrs:  []string{"/ip4/127.0.0.1/tcp/0"},
+			DHTMode:      p2p.DHTServer,
+			Validators:   map[string]p2p.Validator{keypkgdir.Namespace: keypkgdir.Validator{}},
+			MaxRecordAge: maxRecordAge,
+		})
+		cancel()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { h.Close() })
+		signer, err := mlsgroup.GenerateSigner(mlsgroup.DefaultCipherSuite, rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		nodes[i] = &node{Host: h, key: key, st: &mlsgroup.MemoryStorage{}, signer: signer}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, nd := range nodes {
+		if err := nd.Connect(ctx, nodes[(i+1)%n].Addrs()[0]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// Lookups start from the routing table: wait for the ring's
+	// neighbours to be in it.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, nd := range nodes {
+		for nd.RoutingTableSize() < 2 {
+			if time.Now().After(deadline) {
+				tb.Fatalf("routing table holds %d peers", nd.RoutingTableSize())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nodes
+}
+
+func (nd *node) publisher(tb testing.TB, republish time.Duration) *keypkgdir.Publisher {
+	tb.Helper()
+	p, err := keypkgdir.NewPublisher(keypkgdir.PublisherConfig{
+		DHT: nd.Host, Identity: nd.key, Storage: nd.st, Signer: nd.signer, RepublishInterval: republish,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// keyPackages makes KeyPackages naming identity with nd's keys.
+func (nd *node) keyPackages(tb testing.TB, identity peer.ID, n int) []keypkgdir.Entry {
+	tb.Helper()
+	entries := make([]keypkgdir.Entry, n)
+	for i := range entries {
+		kp, err := mlsgroup.NewKeyPackage(nd.st, []byte(identity), nd.signer, mlsgroup.KeyPackageOptions{}, rand.Reader, time.Now())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		entries[i] = keypkgdir.Entry{KeyPackage: kp.Bytes()}
+	}
+	return entries
+}
+
+// TestFetchFromEveryHost is acceptance 1's first part: KeyPackages one
+// host publishes are fetched by each of 9 others through the DHT; a peer
+// that published nothing is a clear error, not a hang.
+func TestFetchFromEveryHost(t *testing.T) {
+	nodes := network(t, 10, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner := nodes[0]
+	if err := owner.publisher(t, 0).Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range nodes[1:] {
+		d := &keypkgdir.Directory{DHT: nd.Host}
+		kp, err := d.Fetch(ctx, owner.ID())
+		if err != nil {
+			t.Fatalf("host %d: %v", i+1, err)
+		}
+		if !bytes.Equal(kp.Identity(), []byte(owner.ID())) {
+			t.Fatalf("host %d fetched a KeyPackage of %q", i+1, kp.Identity())
+		}
+		if _, status, _ := owner.st.KeyPackage(kp.Ref()); status != mlsgroup.KeyPackageAvailable {
+			t.Fatalf("host %d fetched a KeyPackage whose private keys the owner lacks", i+1)
+		}
+	}
+	_, nobody := identity(t)
+	start := time.Now()
+	if _, err := (&keypkgdir.Directory{DHT: nodes[3].Host}).Fetch(ctx, nobody); !errors.Is(err, keypkgdir.ErrNoKeyPackages) {
+		t.Fatalf("Fetch of a peer that never published: %v", err)
+	}
+	t.Logf("an unpublished peer is reported missing after %s", time.Since(start).Round(time.Millisecond))
+}
+
+func identity(tb testing.TB) (crypto.PrivKey, peer.ID) {
+	tb.Helper()
+	key, err := p2p.GenerateIdentity(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key, id
+}
+
+// acceptAll is the rogue's validator: it lets anything out.
+type acceptAll struct{}
+
+func (acceptAll) Validate(string, []byte) error        { return nil }
+func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
+
+// TestEveryHostRejectsBadRecords is acceptance 1's second part: a rogue
+// DHT node that runs no validator hands each of 10 hosts, directly, bad
+// records under a victim's key: signed by another key, expired, oversized,
+// or holding another identity's KeyPackage. Every host refuses every one
+// and serves none of them.
+func TestEveryHostRejectsBadRecords(t *testing.T) {
+	nodes := network(t, 10, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	victim := nodes[1]
+	key := keypkgdir.Key(victim.ID())
+
+	rogueKey, rogueID := identity(t)
+	rh, err := libp2p.New(libp2p.Identity(rogueKey), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.DisableRelay(), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rh.Close()
+	rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
+		dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	messenger, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue := &node{key: rogueKey, st: &mlsgroup.MemoryStorage{}, signer: victim.signer}
+
+	sealAs := func(r keypkgdir.Record, key crypto.PrivKey) []byte {
+		v, err := keypkgdir.SealAs(&r, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	now := time.Now()
+	expiry := now.Add(time.Hour)
+	own := victim.keyPackages(t, victim.ID(), 2)
+	bad := []struct {
+		name  string
+		value []byte
+	}{
+		{"signed by another key", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: own}, rogueKey)},
+		{"another peer's record", sealAs(keypkgdir.Record{Peer: rogueID, Seq: 1, Expiry: expiry, Entries: rogue.keyPackages(t, rogueID, 2)}, rogueKey)},
+		{"expired", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: now.Add(-time.Minute), Entries: own}, victim.key)},
+		{"oversized", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: victim.keyPackages(t, victim.ID(), 60)}, victim.key)},
+		{"another identity's KeyPackage", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry,
+			Entries: append(own[:1:1], victim.keyPackages(t, nodes[2].ID(), 1)...)}, victim.key)},
+	}
+	for _, nd := range nodes {
+		if err := connectTo(ctx, rh, nd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, nd := range nodes {
+				if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, tc.value)); err == nil {
+					t.Errorf("host %d stored the record", i)
+				}
+				rec, _, err := messenger.GetValue(ctx, nd.ID(), key)
+				if err != nil {
+					t.Fatalf("asking host %d: %v", i, err)
+				}
+				if rec != nil {
+					t.Errorf("host %d serves a record under %s", i, key)
+				}
+			}
+		})
+	}
+	// Nor does any host find one through the DHT.
+	for i, nd := range nodes {
+		if _, err := nd.GetValue(ctx, key); !errors.Is(err, p2p.ErrNotFound) {
+			t.Errorf("host %d: GetValue of the victim's key: %v", i, err)
+		}
+	}
+	// The same path carries a good record: the refusals were the
+	// validator's.
+	good := sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: own}, victim.key)
+	for i, nd := range nodes {
+		if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, good)); err != nil {
+			t.Errorf("host %d refused a good record: %v", i, err)
+		}
+		if rec, _, err := messenger.GetValue(ctx, nd.ID(), key); err != nil || !bytes.Equal(rec.GetValue(), good) {
+			t.Errorf("host %d does not serve the good record: %v", i, err)
+		}
+	}
+}
+
+func connectTo(ctx context.Context, h interface {
+	Connect(context.Context, peer.AddrInfo) error
+}, nd *node) error {
+	ai, err := peer.AddrInfoFromString(nd.Addrs()[0])
+	if err != nil {
+		return err
+	}
+	return h.Connect(ctx, *ai)
+}
+
+// TestRepublishOutlivesRecordAge is acceptance 1's last part: DHT nodes
+// drop records older than their maximum record age (2 s here, 48 h by
+// default); a publisher that republishes within it keeps its record alive
+// for 2.5 record ages, while a record published once is gone.
+func TestRepublishOutlivesRecordAge(t *testing.T) {
+	const age = 2 * time.Second
+	nodes := network(t, 10, age)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	keeper, once := nodes[0], nodes[1]
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- keeper.publisher(t, age/4).Run(runCtx) }()
+	if err := once.publisher(t, 0).Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(age * 5 / 2)
+
+	for i, nd := range nodes[2:] {
+		d := &keypkgdir.Directory{DHT: nd.Host}
+		if _, err := d.Fetch(ctx, keeper.ID()); err != nil {
+			t.Errorf("host %d: the republished record: %v", i+2, err)
+		}
+		if _, err := d.Fetch(ctx, once.ID()); !errors.Is(err, keypkgdir.ErrNoKeyPackages) {
+			t.Errorf("host %d: the record published once: %v, want ErrNoKeyPackages", i+2, err)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,32 @@
+package keypkgdir
+
+import "errors"
+
+// Errors returned by keypkgdir, matched with errors.Is; the errors returned
+// wrap them with the peer, entry or field concerned.
+var (
+	// ErrNoKeyPackages: Fetch found no usable record for the peer: it never
+	// published one, its record expired and the DHT dropped it, or the
+	// lookup failed or ran out of time (the cause is wrapped too).
+	ErrNoKeyPackages = errors.New("keypkgdir: no KeyPackages published")
+	// ErrKeyPackageExpired: the record, or a KeyPackage in it, is past its
+	// lifetime.
+	ErrKeyPackageExpired = errors.New("keypkgdir: KeyPackages expired")
+
+	// ErrMalformed: a record or DHT key that does not decode.
+	ErrMalformed = errors.New("keypkgdir: malformed record")
+	// ErrTooLarge: a record over MaxRecordSize.
+	ErrTooLarge = errors.New("keypkgdir: record too large")
+	// ErrBadSignature: a record whose signature does not verify, or whose
+	// public key is not the one its peer ID is derived from.
+	ErrBadSignature = errors.New("keypkgdir: bad record signature")
+	// ErrWrongPeer: a record of one peer stored under another's key.
+	ErrWrongPeer = errors.New("keypkgdir: record of another peer")
+	// ErrWrongIdentity: a KeyPackage whose credential names someone other
+	// than the peer whose record holds it.
+	ErrWrongIdentity = errors.New("keypkgdir: KeyPackage of another identity")
+	// ErrInvalidKeyPackage: a KeyPackage in the record fails MLS validation
+	// (RFC 9420 §10.1), is listed twice, or ends before the record does; or
+	// the batch is empty or has more than one last-resort KeyPackage.
+	ErrInvalidKeyPackage = errors.New("keypkgdir: invalid KeyPackage in record")
+)

@@ -1,0 +1,196 @@
+package keypkgdir
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/mlsgroup"
+)
+
+func testPublisher(tb testing.TB, a *testPeer, dht DHT, clk *clock) *Publisher {
+	tb.Helper()
+	p, err := NewPublisher(PublisherConfig{
+		DHT: dht, Identity: a.key, Storage: a.st, Signer: a.signer, Rand: a.rand, Now: clk.Now,
+		BatchSize: 4, Lifetime: 24 * time.Hour, RotateBefore: 6 * time.Hour,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// published opens a's record in dht and returns it with its KeyPackageRefs.
+func published(tb testing.TB, dht *mapDHT, a *testPeer, now time.Time) (*Record, [][]byte) {
+	tb.Helper()
+	r, kps, err := Validator{Now: fixedClock(now)}.validate(Key(a.id), dht.get(Key(a.id)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	refs := make([][]byte, len(kps))
+	for i, kp := range kps {
+		refs[i] = kp.Ref()
+	}
+	return r, refs
+}
+
+func lastResortRef(r *Record, refs [][]byte) []byte {
+	for i, e := range r.Entries {
+		if e.LastResort {
+			return refs[i]
+		}
+	}
+	return nil
+}
+
+func containsRef(refs [][]byte, ref []byte) bool {
+	return slices.ContainsFunc(refs, func(r []byte) bool { return bytes.Equal(r, ref) })
+}
+
+// TestPublisher follows a record through its life: first publication, an
+// unchanged republication, a one-time KeyPackage used and replaced, the
+// last-resort one used and kept, rotation of ageing KeyPackages, and a
+// restart that carries on from the published record.
+func TestPublisher(t *testing.T) {
+	a := newTestPeer(t, 1)
+	clk := &clock{now: testNow}
+	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+	p := testPublisher(t, a, dht, clk)
+	ctx := context.Background()
+
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r1, refs1 := published(t, dht, a, clk.Now())
+	if len(r1.Entries) != 5 || lastResortRef(r1, refs1) == nil {
+		t.Fatalf("first record has %d entries, want 4 one-time and 1 last-resort", len(r1.Entries))
+	}
+	for _, ref := range refs1 {
+		if _, status, _ := a.st.KeyPackage(ref); status != mlsgroup.KeyPackageAvailable {
+			t.Fatal("a published KeyPackage's private keys are not in Storage")
+		}
+	}
+
+	before := dht.get(Key(a.id))
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dht.get(Key(a.id)), before) || dht.putCount() != 2 {
+		t.Fatal("republishing an unchanged batch did not put the same record again")
+	}
+
+	// A one-time KeyPackage is used: it leaves, a new one takes its place.
+	used := refs1[0]
+	if p.Used(used) {
+		t.Fatal("a one-time KeyPackage reported as last-resort")
+	}
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2, refs2 := published(t, dht, a, clk.Now())
+	if r2.Seq <= r1.Seq || containsRef(refs2, used) || len(refs2) != 5 {
+		t.Fatalf("after Used: seq %d (was %d), used ref still there: %v", r2.Seq, r1.Seq, containsRef(refs2, used))
+	}
+
+	// The last-resort KeyPackage is used: it stays.
+	last := lastResortRef(r2, refs2)
+	if !p.Used(last) {
+		t.Fatal("the last-resort KeyPackage not reported as such")
+	}
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, refs := published(t, dht, a, clk.Now()); !containsRef(refs, last) {
+		t.Fatal("the last-resort KeyPackage left the record")
+	}
+
+	// 19 hours on, every KeyPackage has less than RotateBefore left.
+	clk.advance(19 * time.Hour)
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r3, refs3 := published(t, dht, a, clk.Now())
+	for _, ref := range refs2 {
+		if containsRef(refs3, ref) {
+			t.Fatal("an ageing KeyPackage was not rotated out")
+		}
+		if _, status, _ := a.st.KeyPackage(ref); ref != nil && !bytes.Equal(ref, used) && status != mlsgroup.KeyPackageAvailable {
+			t.Fatal("a rotated KeyPackage's private keys left Storage before it expired")
+		}
+	}
+	if !r3.Expiry.After(clk.Now().Add(6 * time.Hour)) {
+		t.Fatalf("record expires at %s", r3.Expiry)
+	}
+
+	// A restart: the new publisher carries on from the record, keeping the
+	// KeyPackages whose private keys Storage holds.
+	a.st.ConsumeKeyPackage(refs3[1])
+	restarted := testPublisher(t, a, dht, clk)
+	if err := restarted.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r4, refs4 := published(t, dht, a, clk.Now())
+	if r4.Seq <= r3.Seq {
+		t.Fatalf("restarted publisher went from seq %d to %d", r3.Seq, r4.Seq)
+	}
+	kept := 0
+	for _, ref := range refs3 {
+		if containsRef(refs4, ref) {
+			kept++
+		}
+	}
+	if kept != 4 || containsRef(refs4, refs3[1]) || len(refs4) != 5 {
+		t.Fatalf("restart kept %d of the 4 available KeyPackages; consumed one kept: %v", kept, containsRef(refs4, refs3[1]))
+	}
+}
+
+// TestPublisherRun: Run publishes at once, republishes every interval,
+// publishes soon after a KeyPackage is used, and returns when ctx ends.
+func TestPublisherRun(t *testing.T) {
+	a := newTestPeer(t, 1)
+	clk := &clock{now: testNow}
+	run := func(interval time.Duration, during func(dht *mapDHT, p *Publisher)) {
+		t.Helper()
+		dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+		p := testPublisher(t, a, dht, clk)
+		p.cfg.RepublishInterval = interval
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		during(dht, p)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("Run did not %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	run(20*time.Millisecond, func(dht *mapDHT, _ *Publisher) {
+		waitUntil("republish", func() bool { return dht.putCount() >= 3 })
+	})
+	run(time.Hour, func(dht *mapDHT, p *Publisher) {
+		waitUntil("publish at once", func() bool { return dht.putCount() == 1 })
+		_, refs := published(t, dht, a, clk.Now())
+		p.Used(refs[0])
+		waitUntil("publish after Used", func() bool {
+			_, now := published(t, dht, a, clk.Now())
+			return !containsRef(now, refs[0])
+		})
+	})
+}

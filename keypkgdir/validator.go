@@ -1,0 +1,138 @@
+package keypkgdir
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/spacepanda/spacepanda/mlsgroup"
+)
+
+// Validator is the DHT's validator for Namespace: every DHT node runs it on
+// every record it is asked to store or is served, so a bad record is
+// refused wherever it goes. Its zero value reads the system clock and
+// applies mlsgroup's default validation options.
+type Validator struct {
+	// Now is the clock records and KeyPackages are checked against; nil
+	// means time.Now.
+	Now func() time.Time
+	// Options are the node's MLS validation choices for KeyPackages.
+	Options mlsgroup.ValidationOptions
+}
+
+// Validate accepts value under key when it is at most MaxRecordSize bytes,
+// signed by the key of the peer that key names, not expired, and every
+// KeyPackage in it passes mlsgroup's validation (RFC 9420 §10.1), names
+// that peer and lives at least until the record's expiry.
+func (v Validator) Validate(key string, value []byte) error {
+	_, _, err := v.validate(key, value)
+	return err
+}
+
+// validate is Validate returning the record and its parsed KeyPackages.
+func (v Validator) validate(key string, value []byte) (*Record, []*mlsgroup.KeyPackage, error) {
+	if len(value) > MaxRecordSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(value), MaxRecordSize)
+	}
+	p, err := parseKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := open(value)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Peer != p {
+		return nil, nil, fmt.Errorf("%w: %s's record under %s", ErrWrongPeer, r.Peer, key)
+	}
+	now := v.now()
+	if now.After(r.Expiry) {
+		return nil, nil, fmt.Errorf("%w: %s's record expired at %s", ErrKeyPackageExpired, p, r.Expiry.UTC().Format(time.RFC3339))
+	}
+	kps, err := v.validateEntries(p, &r.Record, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &r.Record, kps, nil
+}
+
+func (v Validator) validateEntries(p peer.ID, r *Record, now time.Time) ([]*mlsgroup.KeyPackage, error) {
+	if len(r.Entries) == 0 {
+		return nil, fmt.Errorf("%w: %s's record holds none", ErrInvalidKeyPackage, p)
+	}
+	kps := make([]*mlsgroup.KeyPackage, len(r.Entries))
+	lastResort := 0
+	for i, e := range r.Entries {
+		kp, err := mlsgroup.ParseKeyPackage(e.KeyPackage)
+		if err == nil {
+			err = kp.Validate(now, v.Options)
+		}
+		switch {
+		case errors.Is(err, mlsgroup.ErrKeyPackageExpired):
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrKeyPackageExpired, i, err)
+		case err != nil:
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidKeyPackage, i, err)
+		case !bytes.Equal(kp.Identity(), []byte(p)):
+			return nil, fmt.Errorf("%w: entry %d names %q, not %s", ErrWrongIdentity, i, kp.Identity(), p)
+		case kp.NotAfter().Before(r.Expiry):
+			return nil, fmt.Errorf("%w: entry %d ends at %s, before the record", ErrInvalidKeyPackage, i, kp.NotAfter().UTC().Format(time.RFC3339))
+		}
+		for j := range i {
+			if bytes.Equal(kps[j].Ref(), kp.Ref()) {
+				return nil, fmt.Errorf("%w: entries %d and %d are the same KeyPackage", ErrInvalidKeyPackage, j, i)
+			}
+		}
+		if e.LastResort {
+			lastResort++
+		}
+		kps[i] = kp
+	}
+	if lastResort > 1 {
+		return nil, fmt.Errorf("%w: %d last-resort KeyPackages", ErrInvalidKeyPackage, lastResort)
+	}
+	return kps, nil
+}
+
+func (v Validator) now() time.Time {
+	if v.Now == nil {
+		return time.Now()
+	}
+	return v.Now()
+}
+
+// Select picks the record with the highest sequence number, so a record
+// never gives way to an older one. Among equal sequence numbers, which an
+// honest owner never reuses, it picks the later expiry, then the greater
+// encoding, so that every node picks the same; among identical records the
+// first. The DHT calls it with validated values only; ones that do not
+// decode lose.
+func (Validator) Select(_ string, values [][]byte) (int, error) {
+	best := -1
+	var bestRec *sealed
+	for i, v := range values {
+		r, err := decode(v)
+		if err != nil {
+			continue
+		}
+		if best < 0 || better(r, v, bestRec, values[best]) {
+			best, bestRec = i, r
+		}
+	}
+	if best < 0 {
+		return 0, fmt.Errorf("%w: no record to select from", ErrMalformed)
+	}
+	return best, nil
+}
+
+func better(a *sealed, av []byte, b *sealed, bv []byte) bool {
+	switch {
+	case a.Seq != b.Seq:
+		return a.Seq > b.Seq
+	case !a.Expiry.Equal(b.Expiry):
+		return a.Expiry.After(b.Expiry)
+	}
+	return bytes.Compare(av, bv) > 0
+}

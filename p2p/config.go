@@ -1,0 +1,259 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DHTMode says whether the host answers DHT queries.
+type DHTMode int
+
+const (
+	// DHTAuto serves the DHT unless AutoNAT finds the host unreachable
+	// from outside. Reachability that is still unknown counts as
+	// reachable, so that a small network whose members cannot yet vouch
+	// for each other still has servers.
+	DHTAuto DHTMode = iota
+	// DHTServer always serves.
+	DHTServer
+	// DHTClient only queries.
+	DHTClient
+)
+
+// Validator decides which values the DHT accepts under one key namespace
+// and which of several it prefers. It is the shape of go-libp2p-record's
+// Validator, so that keypkgdir's validator fits without either package
+// importing the other.
+type Validator interface {
+	// Validate returns nil when value may be stored and served under key.
+	Validate(key string, value []byte) error
+	// Select returns the index of the best of values, all valid for key,
+	// preferring the lowest index among equals.
+	Select(key string, values [][]byte) (int, error)
+}
+
+// WelcomeHandler receives a Welcome addressed to this host. Returning nil
+// acknowledges it: the sender's outbox then forgets it, so the handler must
+// have stored or processed it first. An error tells the sender that the
+// Welcome is refused for good (its text, cut to 256 bytes, is the reason
+// the sender sees). Senders may deliver the same Welcome twice when an
+// acknowledgement is lost; the handler must accept a duplicate.
+type WelcomeHandler func(ctx context.Context, from peer.ID, welcome []byte) error
+
+// WelcomeStore keeps the outbox's pending Welcomes across restarts. Values
+// are opaque bytes that p2p encodes and versions; ids are the ids of
+// PendingWelcome. The store package satisfies it with a key space.
+type WelcomeStore interface {
+	// PutWelcome durably stores value under id, replacing any value there.
+	PutWelcome(id, value []byte) error
+	// DeleteWelcome removes id; removing an absent id is not an error.
+	DeleteWelcome(id []byte) error
+	// Welcomes returns every stored value.
+	Welcomes() ([][]byte, error)
+}
+
+// Config configures a Host. Fields left zero take the defaults documented
+// on each; set them before New and do not change them afterwards.
+type Config struct {
+	// Identity is the host's libp2p key; its peer ID names the node. Required.
+	Identity crypto.PrivKey
+
+	// ListenAddrs are multiaddrs to listen on; empty means
+	// DefaultListenAddrs. Tests listen on 127.0.0.1 only.
+	ListenAddrs []string
+	// BootstrapPeers are multiaddrs with a /p2p/ part, dialled at start and
+	// whenever the DHT's routing table empties. There is no built-in list:
+	// a spacepanda network is its own, never the public IPFS one.
+	BootstrapPeers []string
+
+	// ConnLow and ConnHigh are the connection manager's watermarks: above
+	// ConnHigh connections it trims back to ConnLow, sparing connections
+	// younger than ConnGrace. Zero means 64, 192 and one minute.
+	ConnLow, ConnHigh int
+	ConnGrace         time.Duration
+
+	// NATPortMap asks the home router for a port mapping (UPnP, NAT-PMP).
+	NATPortMap bool
+	// AutoNATService answers other peers' AutoNAT requests by dialling
+	// them back, which is how they learn whether they are reachable (and
+	// so whether DHTAuto serves). Public, long-lived nodes should set it.
+	AutoNATService bool
+	// HolePunching enables DCUtR, which upgrades relayed connections to
+	// direct ones through NATs; with StaticRelays it also keeps
+	// reservations on those relays while the host is unreachable.
+	HolePunching bool
+	// StaticRelays are relay multiaddrs (with /p2p/) for AutoRelay.
+	StaticRelays []string
+	// RelayService makes a publicly reachable host relay for others.
+	RelayService bool
+	// MDNS finds and connects to peers on the local network.
+	MDNS bool
+
+	// DHTMode picks server or client mode; the zero value is DHTAuto.
+	DHTMode DHTMode
+	// Datastore holds DHT records; nil means in memory.
+	Datastore datastore.Batching
+	// Validators maps DHT key namespaces (the part between the first two
+	// slashes, "spacepanda-kp" for /spacepanda-kp/...) to their validator.
+	// Keys of other namespaces are refused.
+	Validators map[string]Validator
+	// MaxRecordAge is how long a DHT node keeps a record it was handed;
+	// owners must republish within it. Zero means 48 hours.
+	MaxRecordAge time.Duration
+
+	// MaxMessageSize caps a channel message and a sync entry; zero means
+	// DefaultMaxMessageSize. MaxWelcomeSize caps a Welcome (they carry the
+	// ratchet tree); zero means DefaultMaxWelcomeSize.
+	MaxMessageSize int
+	MaxWelcomeSize int
+	// PublishWait is how long Publish waits for a first mesh peer in the
+	// topic before it sends anyway; zero means 5 seconds.
+	PublishWait time.Duration
+	// ScoreInterval is how often PeerScore's snapshot is refreshed; zero
+	// means 5 seconds.
+	ScoreInterval time.Duration
+
+	// WelcomeHandler receives Welcomes; nil means the host does not serve
+	// /spacepanda/welcome/1.0.0.
+	WelcomeHandler WelcomeHandler
+	// WelcomeStore persists the outbox; nil keeps it in memory only.
+	WelcomeStore WelcomeStore
+	// WelcomeDone, if set, is told how each queued Welcome ended: nil when
+	// acknowledged, an error matching ErrWelcomeRejected or
+	// ErrWelcomeExpired otherwise. It runs on the outbox's goroutine and
+	// must not block or call back into the outbox.
+	WelcomeDone func(w PendingWelcome, err error)
+	// WelcomeRetryMax caps the delay between delivery attempts to an
+	// invitee that cannot be reached; zero means one minute. A connection
+	// from the invitee triggers an attempt at once whatever the delay.
+	WelcomeRetryMax time.Duration
+	// MailboxInterval is how often the host asks the DHT who holds
+	// Welcomes for it, besides once after start; zero means 10 minutes.
+	MailboxInterval time.Duration
+
+	// SyncProvider serves /spacepanda/sync/1.0.0; nil means not served.
+	SyncProvider SyncProvider
+	// SyncPageLimit caps the entries of one sync page, asked and served;
+	// zero means 128.
+	SyncPageLimit int
+
+	// StreamTimeout bounds one exchange on a stream protocol; zero means
+	// 30 seconds.
+	StreamTimeout time.Duration
+
+	// Logger receives the host's logs, tagged with its peer ID; nil
+	// discards them. Levels: Debug for per-message events, Info for peers
+	// and channels coming and going, Warn for failures p2p recovers from,
+	// Error for failures it does not.
+	Logger *slog.Logger
+}
+
+// Defaults.
+var (
+	// DefaultListenAddrs listens on every interface, on ports the system
+	// picks, over TCP and QUIC.
+	DefaultListenAddrs = []string{
+		"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1",
+		"/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1",
+	}
+)
+
+const (
+	// DefaultMaxMessageSize is the largest channel message: far above any
+	// chat message or commit, far below what a peer could use to hurt.
+	DefaultMaxMessageSize = 1 << 20
+	// DefaultMaxWelcomeSize is the largest Welcome.
+	DefaultMaxWelcomeSize = 4 << 20
+)
+
+// config is Config with defaults filled in and strings parsed.
+type config struct {
+	Config
+	listen    []ma.Multiaddr
+	bootstrap []peer.AddrInfo
+	relays    []peer.AddrInfo
+}
+
+// validate fills defaults and rejects contradictions.
+func (c Config) validate() (*config, error) {
+	if c.Identity == nil {
+		return nil, fmt.Errorf("%w: no Identity", ErrConfig)
+	}
+	cfg := &config{Config: c}
+	setDefault(&cfg.ConnLow, 64)
+	setDefault(&cfg.ConnHigh, 192)
+	setDefault(&cfg.ConnGrace, time.Minute)
+	if cfg.ConnLow > cfg.ConnHigh {
+		return nil, fmt.Errorf("%w: ConnLow %d above ConnHigh %d", ErrConfig, cfg.ConnLow, cfg.ConnHigh)
+	}
+	setDefault(&cfg.MaxRecordAge, 48*time.Hour)
+	setDefault(&cfg.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&cfg.MaxWelcomeSize, DefaultMaxWelcomeSize)
+	if cfg.MaxMessageSize > maxSyncPageSize {
+		return nil, fmt.Errorf("%w: MaxMessageSize %d above the sync page size %d", ErrConfig, cfg.MaxMessageSize, maxSyncPageSize)
+	}
+	setDefault(&cfg.PublishWait, 5*time.Second)
+	setDefault(&cfg.ScoreInterval, 5*time.Second)
+	setDefault(&cfg.WelcomeRetryMax, time.Minute)
+	setDefault(&cfg.MailboxInterval, 10*time.Minute)
+	setDefault(&cfg.SyncPageLimit, 128)
+	setDefault(&cfg.StreamTimeout, 30*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {
+		return nil, fmt.Errorf("%w: DHTMode %d", ErrConfig, cfg.DHTMode)
+	}
+	listen := cfg.ListenAddrs
+	if len(listen) == 0 {
+		listen = DefaultListenAddrs
+	}
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %w", ErrConfig, s, err)
+		}
+		cfg.listen = append(cfg.listen, a)
+	}
+	var err error
+	if cfg.bootstrap, err = parsePeers("bootstrap peer", cfg.BootstrapPeers); err != nil {
+		return nil, err
+	}
+	if cfg.relays, err = parsePeers("relay", cfg.StaticRelays); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// parsePeers parses /p2p/ multiaddrs, merging addresses of the same peer.
+func parsePeers(what string, addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	index := make(map[peer.ID]int)
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %q: %w", ErrConfig, what, s, err)
+		}
+		if i, ok := index[ai.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+			continue
+		}
+		index[ai.ID] = len(out)
+		out = append(out, *ai)
+	}
+	return out, nil
+}

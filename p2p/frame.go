@@ -1,0 +1,117 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Stream protocols frame each field as an unsigned varint length and the
+// bytes; numbers are unsigned varints; a status is one byte.
+
+// Status bytes of stream responses.
+const (
+	statusOK      byte = 0
+	statusRefused byte = 1
+)
+
+// maxReason caps the reason text of a refusal.
+const maxReason = 256
+
+func writeUvarint(w *bufio.Writer, v uint64) {
+	w.Write(binary.AppendUvarint(nil, v))
+}
+
+func writeFrame(w *bufio.Writer, b []byte) {
+	writeUvarint(w, uint64(len(b)))
+	w.Write(b)
+}
+
+func readUvarint(r *bufio.Reader) (uint64, error) {
+	v, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, protocolError(err)
+	}
+	return v, nil
+}
+
+// readFrame reads one frame of at most limit bytes.
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	n, err := readUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, limit)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, protocolError(err)
+	}
+	return b, nil
+}
+
+func readByte(r *bufio.Reader) (byte, error) {
+	b, err := r.ReadByte()
+	if err != nil {
+		return 0, protocolError(err)
+	}
+	return b, nil
+}
+
+// protocolError marks a short or broken stream as the peer's fault, keeping
+// the cause.
+func protocolError(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: %w", ErrProtocol, err)
+}
+
+// writeStatus answers with a status and, for a refusal, its reason.
+func writeStatus(w *bufio.Writer, refusal error) {
+	if refusal == nil {
+		w.WriteByte(statusOK)
+		return
+	}
+	reason := refusal.Error()
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	w.WriteByte(statusRefused)
+	writeFrame(w, []byte(reason))
+}
+
+// readStatus reads a status; a refusal becomes a *RefusedError of kind.
+func readStatus(r *bufio.Reader, kind error) error {
+	st, err := readByte(r)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case statusOK:
+		return nil
+	case statusRefused:
+		reason, err := readFrame(r, maxReason)
+		if err != nil {
+			return err
+		}
+		return &RefusedError{Kind: kind, Reason: string(reason)}
+	}
+	return fmt.Errorf("%w: status %d", ErrProtocol, st)
+}
+
+// setDeadline bounds a stream by ctx's deadline, or by d from now.
+func setDeadline(ctx context.Context, s network.Stream, d time.Duration) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(d)
+	}
+	_ = s.SetDeadline(deadline)
+}

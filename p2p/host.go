@@ -1,0 +1,356 @@
+package p2p
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// DHTProtocolPrefix is the DHT's protocol prefix: its protocol is
+// /spacepanda/kad/1.0.0, a network of its own.
+const DHTProtocolPrefix = "/spacepanda"
+
+// mdnsService is the mDNS service name spacepanda hosts announce.
+const mdnsService = "spacepanda"
+
+// bootstrapTimeout bounds New's dials to bootstrap peers.
+const bootstrapTimeout = 10 * time.Second
+
+// GenerateIdentity makes a new Ed25519 host identity from rand (nil means
+// crypto/rand). Persist it with crypto.MarshalPrivateKey: the peer ID it
+// gives is the node's name, in the DHT and in MLS credentials alike.
+func GenerateIdentity(r io.Reader) (crypto.PrivKey, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	priv, _, err := crypto.GenerateEd25519Key(r)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: generating identity: %w", err)
+	}
+	return priv, nil
+}
+
+// Host is a running spacepanda network node. Its methods are safe for
+// concurrent use.
+type Host struct {
+	cfg  *config
+	log  *slog.Logger
+	host host.Host
+	dht  *dht.IpfsDHT
+	ps   *pubsub.PubSub
+	mdns mdns.Service
+	out  *outbox
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // goroutines started by the Host
+	once   sync.Once
+
+	mu       sync.Mutex // guards the fields below; never held while calling out
+	channels map[string]*Channel
+	scores   map[peer.ID]float64
+}
+
+// New starts a host: it listens, starts the DHT, gossipsub and the stream
+// protocols, dials the bootstrap peers (bounded by ctx and ten seconds;
+// failures are logged, not returned, since the first node of a network has
+// nobody to dial), and starts the Welcome outbox. ctx bounds only New.
+func New(ctx context.Context, c Config) (h *Host, err error) {
+	cfg, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	h = &Host{cfg: cfg, channels: make(map[string]*Channel), scores: make(map[peer.ID]float64)}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
+	if err != nil {
+		return nil, fmt.Errorf("%w: connection manager: %w", ErrConfig, err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Identity),
+		libp2p.ListenAddrs(cfg.listen...),
+		// Port reuse lets two hosts that dial each other at the same moment
+		// meet in one TCP simultaneous open, where both think they are the
+		// initiator and the security handshake fails. Hole punching and
+		// address discovery keep working over QUIC's single UDP socket.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(cm),
+		// Several hosts share a process in tests and in testnet; libp2p's
+		// metrics would register the same collectors once per host.
+		libp2p.DisableMetrics(),
+	}
+	if cfg.NATPortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if cfg.AutoNATService {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	if cfg.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if len(cfg.relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.relays))
+	}
+	if cfg.RelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if !cfg.HolePunching && !cfg.RelayService && len(cfg.relays) == 0 {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if h.host, err = libp2p.New(opts...); err != nil {
+		return nil, fmt.Errorf("p2p: starting libp2p: %w", err)
+	}
+	h.log = cfg.Logger.With("peer", h.host.ID().String())
+
+	if err := h.startDHT(); err != nil {
+		return nil, err
+	}
+	if err := h.startPubSub(); err != nil {
+		return nil, err
+	}
+	if cfg.WelcomeHandler != nil {
+		h.host.SetStreamHandler(welcomeProtocol, h.handleWelcome)
+	}
+	if cfg.SyncProvider != nil {
+		h.host.SetStreamHandler(syncProtocol, h.handleSync)
+	}
+	if h.out, err = newOutbox(h); err != nil {
+		return nil, err
+	}
+	if cfg.MDNS {
+		h.mdns = mdns.NewMdnsService(h.host, mdnsService, mdnsNotifee{h})
+		if err := h.mdns.Start(); err != nil {
+			return nil, fmt.Errorf("p2p: starting mDNS: %w", err)
+		}
+	}
+	h.bootstrap(ctx)
+	h.wg.Go(h.mailboxLoop)
+	h.log.Info("p2p host started", "addrs", h.Addrs())
+	return h, nil
+}
+
+func (h *Host) startDHT() error {
+	cfg := h.cfg
+	ds := cfg.Datastore
+	if ds == nil {
+		ds = dssync.MutexWrap(datastore.NewMapDatastore())
+	}
+	mode := map[DHTMode]dht.ModeOpt{DHTAuto: dht.ModeAutoServer, DHTServer: dht.ModeServer, DHTClient: dht.ModeClient}[cfg.DHTMode]
+	opts := []dht.Option{
+		dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.Mode(mode),
+		dht.Datastore(ds),
+		dht.MaxRecordAge(cfg.MaxRecordAge),
+	}
+	if len(cfg.bootstrap) > 0 {
+		opts = append(opts, dht.BootstrapPeers(cfg.bootstrap...))
+	}
+	for ns, v := range cfg.Validators {
+		opts = append(opts, dht.NamespacedValidator(ns, v))
+	}
+	var err error
+	if h.dht, err = dht.New(h.host, opts...); err != nil {
+		return fmt.Errorf("p2p: starting DHT: %w", err)
+	}
+	return nil
+}
+
+// bootstrap dials the bootstrap peers in parallel and starts the DHT's
+// routing table refresh.
+func (h *Host) bootstrap(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, bootstrapTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, ai := range h.cfg.bootstrap {
+		if ai.ID == h.host.ID() {
+			continue
+		}
+		wg.Go(func() {
+			if err := h.host.Connect(ctx, ai); err != nil {
+				h.log.Warn("bootstrap peer unreachable", "bootstrap", ai.ID.String(), "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := h.dht.Bootstrap(h.ctx); err != nil {
+		h.log.Warn("DHT bootstrap", "err", err)
+	}
+}
+
+// Close stops the host and every goroutine it started. It is idempotent.
+func (h *Host) Close() error {
+	var errs []error
+	h.once.Do(func() {
+		h.cancel()
+		if h.mdns != nil {
+			errs = append(errs, h.mdns.Close())
+		}
+		h.mu.Lock()
+		chans := make([]*Channel, 0, len(h.channels))
+		for _, c := range h.channels {
+			chans = append(chans, c)
+		}
+		h.mu.Unlock()
+		for _, c := range chans {
+			c.Close()
+		}
+		if h.dht != nil {
+			errs = append(errs, h.dht.Close())
+		}
+		if h.host != nil {
+			errs = append(errs, h.host.Close())
+		}
+		h.wg.Wait()
+	})
+	return errors.Join(errs...)
+}
+
+// ID is the host's peer ID.
+func (h *Host) ID() peer.ID { return h.host.ID() }
+
+// Addrs are the host's listen addresses with its /p2p/ part, the form
+// BootstrapPeers and Connect take.
+func (h *Host) Addrs() []string {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.host.ID(), Addrs: h.host.Addrs()})
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Connect dials a multiaddr with a /p2p/ part.
+func (h *Host) Connect(ctx context.Context, addr string) error {
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return fmt.Errorf("p2p: address %q: %w", addr, err)
+	}
+	return h.host.Connect(ctx, *ai)
+}
+
+// ConnectPeer makes sure the host is connected to p, looking p up in the
+// DHT when its addresses are unknown or stale.
+func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
+	if p == h.host.ID() {
+		return nil
+	}
+	if h.host.Network().Connectedness(p) == network.Connected {
+		return nil
+	}
+	known := h.host.Peerstore().PeerInfo(p)
+	if len(known.Addrs) > 0 && h.host.Connect(ctx, known) == nil {
+		return nil
+	}
+	ai, err := h.dht.FindPeer(ctx, p)
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			return fmt.Errorf("%w: peer %s: %w", ErrNotFound, p, err)
+		}
+		return fmt.Errorf("p2p: finding peer %s: %w", p, err)
+	}
+	if err := h.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("p2p: connecting to %s: %w", p, err)
+	}
+	return nil
+}
+
+// Connected lists the peers the host has connections to.
+func (h *Host) Connected() []peer.ID { return h.host.Network().Peers() }
+
+// RoutingTableSize is how many DHT servers the host's routing table holds:
+// zero means DHT lookups cannot start yet.
+func (h *Host) RoutingTableSize() int { return h.dht.RoutingTable().Size() }
+
+// PutValue stores value under key in the DHT: locally, then on the peers
+// closest to key. The key's namespace validator must accept it, and a value
+// already stored that its Select prefers is not replaced.
+func (h *Host) PutValue(ctx context.Context, key string, value []byte) error {
+	if err := h.dht.PutValue(ctx, key, value); err != nil {
+		return fmt.Errorf("p2p: DHT put %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetValue looks key up in the DHT and returns the best valid value. When
+// none exists the error matches both ErrNotFound and go-libp2p's
+// routing.ErrNotFound; when ctx ends first, it wraps ctx.Err().
+func (h *Host) GetValue(ctx context.Context, key string) ([]byte, error) {
+	v, err := h.dht.GetValue(ctx, key)
+	switch {
+	case v != nil:
+		// A value validated before ctx ended is still the best we saw.
+		return v, nil
+	case errors.Is(err, routing.ErrNotFound):
+		return nil, fmt.Errorf("%w: DHT key %s: %w", ErrNotFound, key, err)
+	case err != nil:
+		return nil, fmt.Errorf("p2p: DHT get %s: %w", key, err)
+	}
+	return nil, fmt.Errorf("%w: DHT key %s: %w", ErrNotFound, key, routing.ErrNotFound)
+}
+
+// PeerScore is p's gossipsub score as last sampled (every ScoreInterval),
+// and whether p was scored at all. Negative scores mean misbehaviour: at
+// -10 the host stops gossiping to p, at -80 it ignores p altogether.
+func (h *Host) PeerScore(p peer.ID) (float64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.scores[p]
+	return s, ok
+}
+
+func (h *Host) setScores(scores map[peer.ID]float64) {
+	h.mu.Lock()
+	h.scores = scores
+	h.mu.Unlock()
+}
+
+// streamContext bounds one stream exchange by StreamTimeout and by Close.
+func (h *Host) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StreamTimeout)
+	stop := context.AfterFunc(h.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// mdnsNotifee connects to the peers mDNS finds.
+type mdnsNotifee struct{ h *Host }
+
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	h := n.h
+	if ai.ID == h.host.ID() {
+		return
+	}
+	h.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(h.ctx, bootstrapTimeout)
+		defer cancel()
+		if err := h.host.Connect(ctx, ai); err != nil {
+			h.log.Debug("mDNS peer unreachable", "remote", ai.ID.String(), "err", err)
+		}
+	})
+}

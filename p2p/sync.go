@@ -1,0 +1,203 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// syncProtocol serves one page of a channel's log per stream:
+//
+//	client: frame(channel) frame(after) uvarint(limit), then closes its side
+//	server: status; for a refusal frame(reason); otherwise uvarint(n),
+//	        n times frame(cursor) frame(data), and a byte that is 1 when
+//	        the log has nothing after the page
+const syncProtocol = protocol.ID("/spacepanda/sync/1.0.0")
+
+// Limits of the sync protocol: channel IDs and cursors are short names, and
+// a page stays well within what one stream should carry.
+const (
+	maxChannelID    = 256
+	maxCursor       = 1024
+	maxSyncPageSize = 8 << 20
+)
+
+// SyncEntry is one entry of a channel's log, a commit or a message as it
+// was published, and the cursor that follows it: a later request "after"
+// that cursor continues behind it. Cursors are the provider's, opaque to
+// p2p, and must be non-empty.
+type SyncEntry struct {
+	Cursor []byte
+	Data   []byte
+}
+
+// SyncProvider serves a channel's log: up to limit entries after the cursor
+// after (nil means from the start), in log order. Returning fewer than
+// limit entries says the log has nothing more for now. A non-nil error
+// refuses the request, for instance to a peer that is not a member of the
+// channel; its text is the reason the requester sees.
+type SyncProvider func(ctx context.Context, from peer.ID, channel, after []byte, limit int) ([]SyncEntry, error)
+
+// Sync fetches the entries of a channel's log that peer p holds after the
+// cursor after (nil for all of them), in order, page by page, calling each
+// for every entry until the log is exhausted. Persisting each entry's
+// cursor as each returns lets a later Sync resume where this one stopped.
+// An error from each stops Sync and is returned.
+func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each func(SyncEntry) error) error {
+	if len(channel) > maxChannelID || len(after) > maxCursor {
+		return fmt.Errorf("%w: channel ID or cursor", ErrTooLarge)
+	}
+	if err := h.ConnectPeer(ctx, p); err != nil {
+		return err
+	}
+	for {
+		page, end, err := h.syncPage(ctx, p, channel, after)
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			if err := each(e); err != nil {
+				return err
+			}
+		}
+		if end || len(page) == 0 {
+			return nil
+		}
+		next := page[len(page)-1].Cursor
+		if bytes.Equal(next, after) {
+			return fmt.Errorf("%w: sync from %s: cursor did not advance", ErrProtocol, p)
+		}
+		after = next
+	}
+}
+
+// syncPage runs one request.
+func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (page []SyncEntry, end bool, err error) {
+	ctx, cancel := h.streamContext(ctx)
+	defer cancel()
+	s, err := h.host.NewStream(ctx, p, syncProtocol)
+	if err != nil {
+		return nil, false, fmt.Errorf("p2p: sync stream to %s: %w", p, err)
+	}
+	defer func() {
+		if err != nil {
+			s.Reset()
+		} else {
+			s.Close()
+		}
+	}()
+	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	w := bufio.NewWriter(s)
+	writeFrame(w, channel)
+	writeFrame(w, after)
+	writeUvarint(w, uint64(h.cfg.SyncPageLimit))
+	if err := w.Flush(); err != nil {
+		return nil, false, fmt.Errorf("p2p: sync request to %s: %w", p, err)
+	}
+	_ = s.CloseWrite()
+
+	r := bufio.NewReader(s)
+	if err := readStatus(r, ErrSyncRefused); err != nil {
+		return nil, false, fmt.Errorf("p2p: sync from %s: %w", p, err)
+	}
+	n, err := readUvarint(r)
+	if err != nil {
+		return nil, false, err
+	}
+	if n > uint64(h.cfg.SyncPageLimit) {
+		return nil, false, fmt.Errorf("%w: sync page of %d entries, asked for %d", ErrProtocol, n, h.cfg.SyncPageLimit)
+	}
+	page = make([]SyncEntry, n)
+	total := 0
+	for i := range page {
+		e := &page[i]
+		if e.Cursor, err = readFrame(r, maxCursor); err != nil {
+			return nil, false, err
+		}
+		if e.Data, err = readFrame(r, h.cfg.MaxMessageSize); err != nil {
+			return nil, false, err
+		}
+		if total += len(e.Data); total > maxSyncPageSize {
+			return nil, false, fmt.Errorf("%w: sync page over %d bytes", ErrTooLarge, maxSyncPageSize)
+		}
+		if len(e.Cursor) == 0 {
+			return nil, false, fmt.Errorf("%w: sync entry without cursor", ErrProtocol)
+		}
+	}
+	last, err := readByte(r)
+	if err != nil {
+		return nil, false, err
+	}
+	return page, last == 1, nil
+}
+
+func (h *Host) handleSync(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	ctx, cancel := h.streamContext(h.ctx)
+	defer cancel()
+	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	r := bufio.NewReader(s)
+	channel, err := readFrame(r, maxChannelID)
+	var after []byte
+	var limit uint64
+	if err == nil {
+		after, err = readFrame(r, maxCursor)
+	}
+	if err == nil {
+		limit, err = readUvarint(r)
+	}
+	if err != nil {
+		h.log.Warn("bad sync request", "remote", from.String(), "err", err)
+		s.Reset()
+		return
+	}
+	limit = min(max(limit, 1), uint64(h.cfg.SyncPageLimit))
+	if len(after) == 0 {
+		after = nil
+	}
+
+	entries, refusal := h.cfg.SyncProvider(ctx, from, channel, after, int(limit))
+	end := len(entries) < int(limit)
+	if len(entries) > int(limit) {
+		entries = entries[:limit]
+	}
+	// Keep the page within its byte budget; what is cut comes next page.
+	total := 0
+	for i, e := range entries {
+		if len(e.Cursor) == 0 || len(e.Cursor) > maxCursor || len(e.Data) > h.cfg.MaxMessageSize {
+			refusal = fmt.Errorf("sync provider returned an unservable entry")
+			break
+		}
+		if total += len(e.Data); total > maxSyncPageSize {
+			entries, end = entries[:i], false
+			break
+		}
+	}
+
+	w := bufio.NewWriter(s)
+	writeStatus(w, refusal)
+	if refusal == nil {
+		writeUvarint(w, uint64(len(entries)))
+		for _, e := range entries {
+			writeFrame(w, e.Cursor)
+			writeFrame(w, e.Data)
+		}
+		if end {
+			w.WriteByte(1)
+		} else {
+			w.WriteByte(0)
+		}
+	} else {
+		h.log.Info("sync refused", "remote", from.String(), "err", refusal)
+	}
+	if err := w.Flush(); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
+}

@@ -1,0 +1,460 @@
+package p2p
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/multiformats/go-multihash"
+)
+
+// welcomeProtocol delivers one Welcome per stream:
+//
+//	sender:   frame(welcome), then closes its side
+//	receiver: status (0 acknowledged, 1 refused), and for a refusal frame(reason)
+const welcomeProtocol = protocol.ID("/spacepanda/welcome/1.0.0")
+
+// SendWelcome delivers a Welcome to its invitee now, connecting first (via
+// the DHT if need be). It returns nil once the invitee acknowledged it, an
+// error matching ErrWelcomeRejected if the invitee refused it, and any other
+// error when it could not be delivered; QueueWelcome retries those.
+func (h *Host) SendWelcome(ctx context.Context, to peer.ID, welcome []byte) error {
+	if len(welcome) > h.cfg.MaxWelcomeSize {
+		return fmt.Errorf("%w: Welcome of %d bytes, limit %d", ErrTooLarge, len(welcome), h.cfg.MaxWelcomeSize)
+	}
+	ctx, cancel := h.streamContext(ctx)
+	defer cancel()
+	if err := h.ConnectPeer(ctx, to); err != nil {
+		return err
+	}
+	s, err := h.host.NewStream(ctx, to, welcomeProtocol)
+	if err != nil {
+		return fmt.Errorf("p2p: welcome stream to %s: %w", to, err)
+	}
+	defer s.Close()
+	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	w := bufio.NewWriter(s)
+	writeFrame(w, welcome)
+	if err := w.Flush(); err != nil {
+		s.Reset()
+		return fmt.Errorf("p2p: sending Welcome to %s: %w", to, err)
+	}
+	_ = s.CloseWrite()
+	if err := readStatus(bufio.NewReader(s), ErrWelcomeRejected); err != nil {
+		s.Reset()
+		return fmt.Errorf("p2p: Welcome to %s: %w", to, err)
+	}
+	return nil
+}
+
+func (h *Host) handleWelcome(s network.Stream) {
+	defer s.Close()
+	from := s.Conn().RemotePeer()
+	ctx, cancel := h.streamContext(h.ctx)
+	defer cancel()
+	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	welcome, err := readFrame(bufio.NewReader(s), h.cfg.MaxWelcomeSize)
+	if err != nil {
+		h.log.Warn("bad Welcome stream", "remote", from.String(), "err", err)
+		s.Reset()
+		return
+	}
+	refusal := h.cfg.WelcomeHandler(ctx, from, welcome)
+	if refusal != nil {
+		h.log.Info("Welcome refused", "remote", from.String(), "err", refusal)
+	}
+	w := bufio.NewWriter(s)
+	writeStatus(w, refusal)
+	if err := w.Flush(); err != nil {
+		s.Reset()
+	}
+}
+
+// PendingWelcome is a Welcome waiting in the outbox for its invitee.
+type PendingWelcome struct {
+	// ID names it: queueing another Welcome with the same ID replaces it.
+	ID      []byte
+	To      peer.ID
+	Welcome []byte
+	// Expires is when to give up: the end of the lifetime of the invitee's
+	// KeyPackage the Welcome was made for, after which it cannot be used.
+	Expires time.Time
+}
+
+// pendingWelcomeVersion versions the encoding handed to WelcomeStore.
+const pendingWelcomeVersion = 1
+
+func (w *PendingWelcome) marshal() []byte {
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	bw.WriteByte(pendingWelcomeVersion)
+	writeFrame(bw, w.ID)
+	writeFrame(bw, []byte(w.To))
+	writeUvarint(bw, uint64(w.Expires.UnixMilli()))
+	writeFrame(bw, w.Welcome)
+	bw.Flush()
+	return b.Bytes()
+}
+
+func parsePendingWelcome(data []byte) (*PendingWelcome, error) {
+	r := bufio.NewReader(bytes.NewReader(data))
+	var w PendingWelcome
+	version, err := readByte(r)
+	if err == nil && version != pendingWelcomeVersion {
+		err = fmt.Errorf("version %d", version)
+	}
+	var to []byte
+	var expires uint64
+	if err == nil {
+		w.ID, err = readFrame(r, len(data))
+	}
+	if err == nil {
+		to, err = readFrame(r, len(data))
+	}
+	if err == nil {
+		expires, err = readUvarint(r)
+	}
+	if err == nil {
+		w.Welcome, err = readFrame(r, len(data))
+	}
+	if err == nil {
+		w.To, err = peer.IDFromBytes(to)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2p: stored Welcome: %w", err)
+	}
+	w.Expires = time.UnixMilli(int64(expires))
+	return &w, nil
+}
+
+// QueueWelcome puts a Welcome in the outbox, persisting it in WelcomeStore
+// first. The outbox sends it at once and again whenever the invitee
+// connects, and meanwhile retries with growing delays (up to
+// WelcomeRetryMax), looking the invitee up in the DHT; it also leaves a
+// mailbox hint in the DHT, so that the invitee, when it comes online, finds
+// and connects to this host. It stops when the invitee acknowledges or
+// refuses the Welcome, or when it expires, and reports which to WelcomeDone.
+func (h *Host) QueueWelcome(w PendingWelcome) error {
+	switch {
+	case h.ctx.Err() != nil:
+		return ErrClosed
+	case len(w.ID) == 0:
+		return fmt.Errorf("p2p: queueing a Welcome without ID")
+	case w.To.Validate() != nil:
+		return fmt.Errorf("p2p: queueing a Welcome for invalid peer ID: %w", w.To.Validate())
+	case len(w.Welcome) > h.cfg.MaxWelcomeSize:
+		return fmt.Errorf("%w: Welcome of %d bytes, limit %d", ErrTooLarge, len(w.Welcome), h.cfg.MaxWelcomeSize)
+	case !w.Expires.After(time.Now()):
+		return fmt.Errorf("%w: it expired at %s", ErrWelcomeExpired, w.Expires.UTC().Format(time.RFC3339))
+	}
+	w.ID, w.Welcome = bytes.Clone(w.ID), bytes.Clone(w.Welcome)
+	if st := h.cfg.WelcomeStore; st != nil {
+		if err := st.PutWelcome(w.ID, w.marshal()); err != nil {
+			return fmt.Errorf("p2p: storing Welcome for %s: %w", w.To, err)
+		}
+	}
+	select {
+	case h.out.add <- w:
+		return nil
+	case <-h.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// outbox delivers queued Welcomes. Its loop goroutine owns pending; the
+// delivery attempts and mailbox hints it starts report back on channels.
+type outbox struct {
+	h         *Host
+	add       chan PendingWelcome
+	results   chan attempt
+	hints     chan hintResult
+	connected event.Subscription
+
+	pending map[string]*pending // by ID; owned by loop
+	hinted  map[peer.ID]time.Time
+}
+
+type pending struct {
+	w        PendingWelcome
+	next     time.Time     // when to try next
+	delay    time.Duration // the last delay between attempts
+	busy     bool          // an attempt is running
+	tryAgain bool          // the invitee connected during the attempt
+}
+
+type attempt struct {
+	id  string
+	err error
+}
+
+type hintResult struct {
+	to peer.ID
+	ok bool
+}
+
+// Delays between attempts to reach an invitee, and how often a mailbox
+// hint is renewed (provider records live 48 hours).
+const (
+	welcomeRetryMin = time.Second
+	hintRenew       = 12 * time.Hour
+	hintRetry       = 10 * time.Second
+)
+
+func newOutbox(h *Host) (*outbox, error) {
+	sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(256))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: outbox: %w", err)
+	}
+	o := &outbox{
+		h:         h,
+		add:       make(chan PendingWelcome),
+		results:   make(chan attempt),
+		hints:     make(chan hintResult),
+		connected: sub,
+		pending:   make(map[string]*pending),
+		hinted:    make(map[peer.ID]time.Time),
+	}
+	if st := h.cfg.WelcomeStore; st != nil {
+		stored, err := st.Welcomes()
+		if err != nil {
+			sub.Close()
+			return nil, fmt.Errorf("p2p: loading pending Welcomes: %w", err)
+		}
+		for _, v := range stored {
+			w, err := parsePendingWelcome(v)
+			if err != nil {
+				h.log.Error("dropping unreadable stored Welcome", "err", err)
+				continue
+			}
+			o.pending[string(w.ID)] = &pending{w: *w}
+		}
+	}
+	h.wg.Go(o.loop)
+	return o, nil
+}
+
+func (o *outbox) loop() {
+	h := o.h
+	defer o.connected.Close()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	running := 0 // attempts and hints started and not yet reported
+	for {
+		wake := o.schedule(&running)
+		timer.Reset(time.Until(wake))
+		select {
+		case <-h.ctx.Done():
+			// Attempts end with h.ctx; drain their reports so that none
+			// blocks forever.
+			for ; running > 0; running-- {
+				select {
+				case <-o.results:
+				case <-o.hints:
+				}
+			}
+			return
+		case w := <-o.add:
+			if p, ok := o.pending[string(w.ID)]; ok && p.busy {
+				p.w, p.tryAgain = w, true
+			} else {
+				o.pending[string(w.ID)] = &pending{w: w}
+			}
+		case ev := <-o.connected.Out():
+			e := ev.(event.EvtPeerConnectednessChanged)
+			if e.Connectedness != network.Connected {
+				continue
+			}
+			for _, p := range o.pending {
+				if p.w.To == e.Peer {
+					p.next, p.tryAgain = time.Time{}, true
+				}
+			}
+		case r := <-o.results:
+			running--
+			o.finishAttempt(r)
+		case r := <-o.hints:
+			running--
+			if r.ok {
+				o.hinted[r.to] = time.Now()
+			} else {
+				o.hinted[r.to] = time.Now().Add(hintRetry - hintRenew)
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// schedule expires Welcomes, starts the attempts and hints that are due,
+// and returns when it next has something to do.
+func (o *outbox) schedule(running *int) time.Time {
+	now := time.Now()
+	wake := now.Add(time.Hour)
+	want := make(map[peer.ID]bool)
+	for id, p := range o.pending {
+		if p.busy {
+			continue
+		}
+		if !p.w.Expires.After(now) {
+			o.finish(id, p, fmt.Errorf("%w: for %s at %s", ErrWelcomeExpired, p.w.To, p.w.Expires.UTC().Format(time.RFC3339)))
+			continue
+		}
+		// Hint only for invitees that could not be reached at once.
+		if p.delay > 0 {
+			want[p.w.To] = true
+		}
+		if !p.next.After(now) {
+			p.busy, p.tryAgain = true, false
+			*running++
+			to, welcome := p.w.To, p.w.Welcome
+			o.h.wg.Go(func() { o.results <- attempt{id, o.h.SendWelcome(o.h.ctx, to, welcome)} })
+			continue
+		}
+		wake = earliest(wake, p.next, p.w.Expires)
+	}
+	for to := range want {
+		last, ok := o.hinted[to]
+		if ok && now.Sub(last) < hintRenew {
+			wake = earliest(wake, last.Add(hintRenew))
+			continue
+		}
+		o.hinted[to] = now // in flight; the report sets it again
+		*running++
+		o.h.wg.Go(func() { o.hints <- hintResult{to, o.h.leaveHint(to)} })
+	}
+	for to := range o.hinted {
+		if !want[to] && !o.hasPending(to) {
+			delete(o.hinted, to)
+		}
+	}
+	return wake
+}
+
+func (o *outbox) hasPending(to peer.ID) bool {
+	for _, p := range o.pending {
+		if p.w.To == to {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *outbox) finishAttempt(r attempt) {
+	p, ok := o.pending[r.id]
+	if !ok {
+		return
+	}
+	p.busy = false
+	switch {
+	case r.err == nil || errors.Is(r.err, ErrWelcomeRejected):
+		o.finish(r.id, p, r.err)
+	case p.tryAgain:
+		p.next = time.Time{}
+	default:
+		p.delay = min(max(2*p.delay, welcomeRetryMin), o.h.cfg.WelcomeRetryMax)
+		p.next = time.Now().Add(p.delay)
+		o.h.log.Debug("Welcome not delivered yet", "to", p.w.To.String(), "retry", p.delay, "err", r.err)
+	}
+}
+
+func (o *outbox) finish(id string, p *pending, err error) {
+	delete(o.pending, id)
+	h := o.h
+	if st := h.cfg.WelcomeStore; st != nil {
+		if derr := st.DeleteWelcome(p.w.ID); derr != nil {
+			h.log.Error("deleting delivered Welcome", "to", p.w.To.String(), "err", derr)
+		}
+	}
+	if err == nil {
+		h.log.Info("Welcome delivered", "to", p.w.To.String())
+	} else {
+		h.log.Warn("Welcome dropped", "to", p.w.To.String(), "err", err)
+	}
+	if h.cfg.WelcomeDone != nil {
+		h.cfg.WelcomeDone(p.w, err)
+	}
+}
+
+func earliest(t time.Time, ts ...time.Time) time.Time {
+	for _, u := range ts {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
+}
+
+// mailboxKey is the DHT provider key under which hosts holding Welcomes for
+// p announce themselves. Whoever can look at it learns that some host has
+// something for p; the same peers already saw that host fetch p's
+// KeyPackages from p's own DHT key, so it tells them nothing new.
+func mailboxKey(p peer.ID) cid.Cid {
+	sum := sha256.Sum256(append([]byte("spacepanda mailbox\x00"), p...))
+	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256)
+	return cid.NewCidV1(cid.Raw, mh)
+}
+
+// leaveHint announces in the DHT that this host holds Welcomes for to.
+func (h *Host) leaveHint(to peer.ID) bool {
+	ctx, cancel := h.streamContext(h.ctx)
+	defer cancel()
+	if err := h.dht.Provide(ctx, mailboxKey(to), true); err != nil {
+		h.log.Debug("mailbox hint not stored", "to", to.String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// checkMailbox connects to every host that announced Welcomes for this one;
+// their outboxes then deliver. It reports whether the DHT could be asked.
+func (h *Host) checkMailbox() bool {
+	if h.dht.RoutingTable().Size() == 0 {
+		return false
+	}
+	ctx, cancel := h.streamContext(h.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for ai := range h.dht.FindProvidersAsync(ctx, mailboxKey(h.host.ID()), 0) {
+		if ai.ID == h.host.ID() || h.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		wg.Go(func() {
+			if len(ai.Addrs) > 0 && h.host.Connect(ctx, ai) == nil {
+				return
+			}
+			if err := h.ConnectPeer(ctx, ai.ID); err != nil {
+				h.log.Debug("host holding Welcomes unreachable", "remote", ai.ID.String(), "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return true
+}
+
+// mailboxLoop checks the mailbox as soon as the DHT has peers, then every
+// MailboxInterval.
+func (h *Host) mailboxLoop() {
+	delay := 100 * time.Millisecond
+	for {
+		if h.checkMailbox() {
+			delay = h.cfg.MailboxInterval
+		} else {
+			delay = min(2*delay, 5*time.Second)
+		}
+		select {
+		case <-time.After(delay):
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}

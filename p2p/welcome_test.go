@@ -1,0 +1,312 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// inbox is a WelcomeHandler that records what arrives and when.
+type inbox struct {
+	mu     sync.Mutex
+	got    [][]byte
+	at     time.Time
+	refuse error
+	ch     chan struct{}
+}
+
+func newInbox() *inbox { return &inbox{ch: make(chan struct{}, 16)} }
+
+func (in *inbox) handle(_ context.Context, _ peer.ID, w []byte) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.refuse != nil {
+		return in.refuse
+	}
+	in.got = append(in.got, w)
+	if in.at.IsZero() {
+		in.at = time.Now()
+	}
+	in.ch <- struct{}{}
+	return nil
+}
+
+func (in *inbox) wait(tb testing.TB, d time.Duration) time.Time {
+	tb.Helper()
+	select {
+	case <-in.ch:
+	case <-time.After(d):
+		tb.Fatalf("no Welcome within %s", d)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.at
+}
+
+// outcomes collects WelcomeDone reports.
+type outcomes struct{ ch chan error }
+
+func newOutcomes() *outcomes { return &outcomes{ch: make(chan error, 16)} }
+
+func (o *outcomes) done(_ PendingWelcome, err error) { o.ch <- err }
+
+func (o *outcomes) wait(tb testing.TB, d time.Duration) error {
+	tb.Helper()
+	select {
+	case err := <-o.ch:
+		return err
+	case <-time.After(d):
+		tb.Fatalf("no outcome within %s", d)
+		return nil
+	}
+}
+
+// memStore is a WelcomeStore in memory.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (s *memStore) PutWelcome(id, v []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string][]byte)
+	}
+	s.m[string(id)] = bytes.Clone(v)
+	return nil
+}
+
+func (s *memStore) DeleteWelcome(id []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, string(id))
+	return nil
+}
+
+func (s *memStore) Welcomes() ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.m)), nil
+}
+
+func (s *memStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+func TestSendWelcome(t *testing.T) {
+	t.Parallel()
+	in := newInbox()
+	hosts := newHosts(t, 2, func(i int, cfg *Config) {
+		if i == 1 {
+			cfg.WelcomeHandler = in.handle
+		}
+	})
+	connect(t, hosts[0], hosts[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if err := hosts[0].SendWelcome(ctx, hosts[1].ID(), []byte("welcome 1")); err != nil {
+		t.Fatal(err)
+	}
+	in.wait(t, time.Second)
+	if !bytes.Equal(in.got[0], []byte("welcome 1")) {
+		t.Fatalf("got %q", in.got[0])
+	}
+
+	in.mu.Lock()
+	in.refuse = errors.New("no matching KeyPackage")
+	in.mu.Unlock()
+	err := hosts[0].SendWelcome(ctx, hosts[1].ID(), []byte("welcome 2"))
+	var refused *RefusedError
+	if !errors.Is(err, ErrWelcomeRejected) || !errors.As(err, &refused) || refused.Reason != "no matching KeyPackage" {
+		t.Fatalf("refused Welcome: %v", err)
+	}
+
+	// A host without a WelcomeHandler does not speak the protocol.
+	if err := hosts[1].SendWelcome(ctx, hosts[0].ID(), []byte("w")); err == nil || errors.Is(err, ErrWelcomeRejected) {
+		t.Fatalf("Welcome to a host without handler: %v", err)
+	}
+}
+
+// TestWelcomeToOfflineInvitee is acceptance 3's building block: a Welcome
+// queued for an invitee that is offline reaches it within 5 s of its coming
+// online, and the inviter learns it was acknowledged.
+func TestWelcomeToOfflineInvitee(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// viaBootstrap: the invitee comes online through another peer and
+		// finds the inviter by its mailbox hint in the DHT; otherwise it
+		// dials the inviter itself.
+		viaBootstrap bool
+	}{{"through the DHT mailbox", true}, {"dialling the inviter", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			results := newOutcomes()
+			hosts := newHosts(t, 3, func(i int, cfg *Config) {
+				if i == 0 {
+					cfg.WelcomeDone = results.done
+					// Only the invitee's arrival may trigger delivery.
+					cfg.WelcomeRetryMax = time.Hour
+				}
+			})
+			inviter := hosts[0]
+			connect(t, inviter, hosts[1])
+			connect(t, hosts[1], hosts[2])
+			waitFor(t, 10*time.Second, "routing tables", func() bool {
+				return inviter.RoutingTableSize() > 0 && hosts[2].RoutingTableSize() > 0
+			})
+			key, invitee := identity(t)
+
+			err := inviter.QueueWelcome(PendingWelcome{ID: []byte("w1"), To: invitee, Welcome: []byte("welcome"), Expires: time.Now().Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.viaBootstrap {
+				waitForHint(t, hosts[1:], inviter.ID(), invitee)
+			}
+			// Let the first attempts fail and back off.
+			time.Sleep(1500 * time.Millisecond)
+
+			in := newInbox()
+			cfg := testConfig(t)
+			cfg.Identity, cfg.WelcomeHandler = key, in.handle
+			cfg.BootstrapPeers = inviter.Addrs()
+			if tc.viaBootstrap {
+				cfg.BootstrapPeers = hosts[2].Addrs()
+			}
+			online := time.Now()
+			newHost(t, cfg)
+			delay := in.wait(t, 5*time.Second).Sub(online)
+			if delay > 5*time.Second {
+				t.Fatalf("delivered %s after the invitee came online", delay)
+			}
+			if err := results.wait(t, 5*time.Second); err != nil {
+				t.Fatalf("WelcomeDone: %v", err)
+			}
+			t.Logf("delivered %s after the invitee came online", delay.Round(time.Millisecond))
+		})
+	}
+}
+
+// waitForHint waits until one of hosts stores the inviter's mailbox hint
+// for the invitee.
+func waitForHint(tb testing.TB, hosts []*Host, inviter, invitee peer.ID) {
+	tb.Helper()
+	waitFor(tb, 15*time.Second, "the mailbox hint", func() bool {
+		for _, h := range hosts {
+			provs, err := h.dht.ProviderStore().GetProviders(context.Background(), mailboxKey(invitee).Hash())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			for _, p := range provs {
+				if p.ID == inviter {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+// TestWelcomeOutboxSurvivesRestart: a pending Welcome is kept in the
+// WelcomeStore, reloaded by the next host on the same identity, delivered,
+// and then deleted from the store.
+func TestWelcomeOutboxSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	store := &memStore{}
+	cfg := testConfig(t)
+	cfg.WelcomeStore = store
+	first := newHost(t, cfg)
+	key, invitee := identity(t)
+	if err := first.QueueWelcome(PendingWelcome{ID: []byte("w1"), To: invitee, Welcome: []byte("welcome"), Expires: time.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if store.len() != 1 {
+		t.Fatalf("store holds %d Welcomes, want 1", store.len())
+	}
+
+	results := newOutcomes()
+	cfg.WelcomeDone = results.done
+	second := newHost(t, cfg)
+	in := newInbox()
+	icfg := testConfig(t)
+	icfg.Identity, icfg.WelcomeHandler, icfg.BootstrapPeers = key, in.handle, second.Addrs()
+	newHost(t, icfg)
+	in.wait(t, 5*time.Second)
+	if err := results.wait(t, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if store.len() != 0 {
+		t.Fatalf("store holds %d Welcomes after delivery, want 0", store.len())
+	}
+}
+
+// TestWelcomeOutboxEnds: a Welcome nobody acknowledges expires, one the
+// invitee refuses is dropped; both are reported and leave the store.
+func TestWelcomeOutboxEnds(t *testing.T) {
+	t.Parallel()
+	store, results := &memStore{}, newOutcomes()
+	in := newInbox()
+	in.refuse = errors.New("already joined")
+	hosts := newHosts(t, 2, func(i int, cfg *Config) {
+		if i == 0 {
+			cfg.WelcomeStore, cfg.WelcomeDone = store, results.done
+		} else {
+			cfg.WelcomeHandler = in.handle
+		}
+	})
+	connect(t, hosts[0], hosts[1])
+	_, offline := identity(t)
+
+	err := hosts[0].QueueWelcome(PendingWelcome{ID: []byte("late"), To: offline, Welcome: []byte("w"), Expires: time.Now().Add(500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := results.wait(t, 5*time.Second); !errors.Is(err, ErrWelcomeExpired) {
+		t.Fatalf("unacknowledged Welcome: %v, want ErrWelcomeExpired", err)
+	}
+	err = hosts[0].QueueWelcome(PendingWelcome{ID: []byte("refused"), To: hosts[1].ID(), Welcome: []byte("w"), Expires: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := results.wait(t, 5*time.Second); !errors.Is(err, ErrWelcomeRejected) {
+		t.Fatalf("refused Welcome: %v, want ErrWelcomeRejected", err)
+	}
+	if store.len() != 0 {
+		t.Fatalf("store holds %d Welcomes, want 0", store.len())
+	}
+	err = hosts[0].QueueWelcome(PendingWelcome{ID: []byte("x"), To: offline, Welcome: []byte("w"), Expires: time.Now().Add(-time.Second)})
+	if !errors.Is(err, ErrWelcomeExpired) {
+		t.Fatalf("queueing an expired Welcome: %v", err)
+	}
+}
+
+func TestPendingWelcomeEncoding(t *testing.T) {
+	_, to := identity(t)
+	w := PendingWelcome{ID: []byte{1, 2}, To: to, Welcome: []byte("welcome"), Expires: time.UnixMilli(1700000000123)}
+	got, err := parsePendingWelcome(w.marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.ID, w.ID) || got.To != w.To || !bytes.Equal(got.Welcome, w.Welcome) || !got.Expires.Equal(w.Expires) {
+		t.Fatalf("round trip: %+v, want %+v", got, w)
+	}
+	enc := w.marshal()
+	for i := range enc {
+		if _, err := parsePendingWelcome(enc[:i]); err == nil {
+			t.Fatalf("truncated to %d bytes: parsed", i)
+		}
+	}
+}
