@@ -191,6 +191,11 @@ type pending struct {
 	delay    time.Duration // the last delay between attempts
 	busy     bool          // an attempt is running
 	tryAgain bool          // the invitee connected during the attempt
+	// cancel ends the running attempt. A connection from the invitee
+	// cancels it: the attempt may be stuck dialling an address the invitee
+	// no longer has (a QUIC handshake to a dead address takes seconds to
+	// time out), while the fresh connection can carry the Welcome at once.
+	cancel context.CancelFunc
 }
 
 type attempt struct {
@@ -278,6 +283,9 @@ func (o *outbox) loop() {
 			for _, p := range o.pending {
 				if p.w.To == e.Peer {
 					p.next, p.tryAgain = time.Time{}, true
+					if p.busy {
+						p.cancel()
+					}
 				}
 			}
 		case r := <-o.results:
@@ -314,10 +322,15 @@ func (o *outbox) schedule(running *int) time.Time {
 			want[p.w.To] = true
 		}
 		if !p.next.After(now) {
-			p.busy, p.tryAgain = true, false
+			ctx, cancel := context.WithCancel(o.h.ctx)
+			p.busy, p.tryAgain, p.cancel = true, false, cancel
 			*running++
 			to, welcome := p.w.To, p.w.Welcome
-			o.h.wg.Go(func() { o.results <- attempt{id, o.h.SendWelcome(o.h.ctx, to, welcome)} })
+			o.h.wg.Go(func() {
+				err := o.h.SendWelcome(ctx, to, welcome)
+				cancel()
+				o.results <- attempt{id, err}
+			})
 			continue
 		}
 		wake = earliest(wake, p.next, p.w.Expires)
@@ -354,7 +367,7 @@ func (o *outbox) finishAttempt(r attempt) {
 	if !ok {
 		return
 	}
-	p.busy = false
+	p.busy, p.cancel = false, nil
 	switch {
 	case r.err == nil || errors.Is(r.err, ErrWelcomeRejected):
 		o.finish(r.id, p, r.err)
