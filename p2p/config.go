@@ -49,7 +49,9 @@ type WelcomeHandler func(ctx context.Context, from peer.ID, welcome []byte) erro
 
 // WelcomeStore keeps the outbox's pending Welcomes across restarts. Values
 // are opaque bytes that p2p encodes and versions; ids are the ids of
-// PendingWelcome. The store package satisfies it with a key space.
+// PendingWelcome. The node adapts the store package's pending-Welcome key
+// space to it (store files Welcomes by recipient, which these opaque values
+// do not expose; see internal/e2e for such an adapter).
 type WelcomeStore interface {
 	// PutWelcome durably stores value under id, replacing any value there.
 	PutWelcome(id, value []byte) error
