@@ -47,6 +47,21 @@ type Group struct {
 	// foreign holds another group's resumption PSK for this group's first
 	// commit (ReInitGroup); it is never persisted.
 	foreign []foreignPSK
+	// framing caches the epoch's framing (see framer); it is never
+	// persisted.
+	framing *epochFraming
+}
+
+// epochFraming is the framing of one epoch without a secret tree, kept so
+// that messages do not rebuild it and re-encode the GroupContext each time.
+// It is valid for the states whose context, epoch secrets and config are
+// the ones it was made from: all three are replaced, never changed in place,
+// so comparing pointers tells.
+type epochFraming struct {
+	ctx   *mls.GroupContext
+	keys  *keyschedule.Epoch
+	cfg   *config
+	epoch *framing.Epoch
 }
 
 // role is what a state may still do; each has its own step function for
@@ -249,8 +264,14 @@ func (g *Group) withSecrets() *Group {
 
 // framer returns the framing of the current epoch over g's secret tree,
 // which it changes: call it on a state that owns its secret tree.
+//
+// The framing is cached in g, which is why framer wants a state of its
+// own: the cache passes on to the states copied from g in the same epoch.
 func (g *Group) framer() (*framing.Epoch, error) {
-	return framing.New(framing.Config{
+	if c := g.framing; c != nil && c.ctx == g.ctx && c.keys == g.epoch && c.cfg == g.cfg {
+		return c.epoch.WithSecretTree(g.secrets), nil
+	}
+	f, err := framing.New(framing.Config{
 		Suite:            g.suite,
 		GroupContext:     g.ctx,
 		MembershipKey:    g.epoch.MembershipKey,
@@ -259,6 +280,11 @@ func (g *Group) framer() (*framing.Epoch, error) {
 		Rand:             g.cfg.Rand,
 		PadTo:            g.cfg.PadTo,
 	})
+	if err != nil {
+		return nil, err
+	}
+	g.framing = &epochFraming{ctx: g.ctx, keys: g.epoch, cfg: g.cfg, epoch: f.WithSecretTree(nil)}
+	return f, nil
 }
 
 // encodeContext encodes a GroupContext, the form signatures, HPKE contexts

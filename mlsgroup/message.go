@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/framing"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
@@ -104,15 +106,20 @@ func (g *Group) protect(content *mls.FramedContent, public bool) ([]byte, *mls.A
 	return msg, ac, nil
 }
 
-// sign signs content for the current epoch (§6.1). It builds the
-// FramedContentTBS itself, rather than through framing.Epoch.Sign, to
-// sign with the member's parsed key.
+// sign signs content for the current epoch (§6.1). It takes the
+// FramedContentTBS from the epoch's framing, rather than going through
+// framing.Epoch.Sign, to sign with the member's parsed key. Like framer, it
+// wants a state of its own.
 func (g *Group) sign(content *mls.FramedContent, public bool) (*mls.AuthenticatedContent, error) {
 	wf := mls.WireFormatPrivateMessage
 	if public {
 		wf = mls.WireFormatPublicMessage
 	}
-	tbs, err := mls.MarshalFramedContentTBS(wf, content, g.ctx)
+	f, err := g.framer()
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := f.FramedContentTBS(wf, content)
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: FramedContentTBS: %w", err)
 	}
@@ -142,7 +149,15 @@ func (g *Group) frame(ac *mls.AuthenticatedContent) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: protecting message: %w", err)
 	}
-	return wire.Marshal(m)
+	// Sized for the ciphertext up front: a 1 KiB application message
+	// would otherwise be copied as the encoding grows.
+	size := 64
+	if pm := m.PrivateMessage; pm != nil {
+		size += len(pm.GroupID) + len(pm.AuthenticatedData) + len(pm.EncryptedSenderData) + len(pm.Ciphertext)
+	}
+	b := cryptobyte.NewBuilder(make([]byte, 0, size))
+	m.Marshal(b)
+	return b.Bytes()
 }
 
 // framingError translates what the framing layer reports into this

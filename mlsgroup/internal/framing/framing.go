@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
@@ -147,6 +149,30 @@ func New(c Config) (*Epoch, error) {
 		rand:          c.Rand,
 		padTo:         padTo,
 	}, nil
+}
+
+// WithSecretTree returns a copy of e that takes PrivateMessage keys from
+// t. The copy shares e's encoded GroupContext and secrets, so a group state
+// that owns a new secret tree after each message can frame it without
+// encoding the context again.
+func (e *Epoch) WithSecretTree(t *keyschedule.SecretTree) *Epoch {
+	c := *e
+	c.tree = t
+	return &c
+}
+
+// FramedContentTBS encodes the FramedContentTBS (§6.1) of content sent as
+// wf in this epoch, which the sender signs.
+func (e *Epoch) FramedContentTBS(wf mls.WireFormat, content *mls.FramedContent) ([]byte, error) {
+	return e.tbs(wf, content)
+}
+
+// marshalSized encodes m into a buffer of size bytes, a caller's upper
+// estimate, so that the encoding is one allocation.
+func marshalSized(m wire.Marshaler, size int) ([]byte, error) {
+	b := cryptobyte.NewBuilder(make([]byte, 0, size))
+	m.Marshal(b)
+	return b.Bytes()
 }
 
 // SignatureKeyFunc returns the signature public key that must have signed

@@ -8,6 +8,7 @@ import (
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
@@ -72,7 +73,11 @@ func (e *Epoch) ProtectPrivate(ac *mls.AuthenticatedContent) (*mls.PrivateMessag
 		return nil, fmt.Errorf("%w: PrivateMessage needs Rand for the reuse guard", ErrNotConfigured)
 	}
 
-	pt, err := mls.MarshalPrivateMessageContent(c.ContentType, &mls.PrivateMessageContent{
+	// The plaintext is encoded into a buffer with room for the padding and
+	// the AEAD tag, and encrypted in place. Proposals and commits have no
+	// cheap size estimate; the buffer grows for them as it must.
+	size := len(c.ApplicationData) + len(ac.Auth.Signature) + len(ac.Auth.ConfirmationTag) + 16
+	pt, err := mls.AppendPrivateMessageContent(make([]byte, 0, size+e.padTo+suite.AEADOverhead), c.ContentType, &mls.PrivateMessageContent{
 		ApplicationData: c.ApplicationData,
 		Proposal:        c.Proposal,
 		Commit:          c.Commit,
@@ -84,14 +89,9 @@ func (e *Epoch) ProtectPrivate(ac *mls.AuthenticatedContent) (*mls.PrivateMessag
 	// Padding is zero bytes after the auth data (§6.3.1), so appending them
 	// is the same as encoding with PaddingLen set.
 	pt = append(pt, make([]byte, padding(len(pt), e.padTo))...)
-	aad, err := wire.Marshal(&mls.PrivateContentAAD{
-		GroupID:           c.GroupID,
-		Epoch:             c.Epoch,
-		ContentType:       c.ContentType,
-		AuthenticatedData: c.AuthenticatedData,
-	})
+	aad, err := e.contentAAD(c.GroupID, c.Epoch, c.ContentType, c.AuthenticatedData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: PrivateContentAAD: %w", ErrEncoding, err)
+		return nil, err
 	}
 
 	sd := mls.SenderData{LeafIndex: c.Sender.LeafIndex}
@@ -103,7 +103,7 @@ func (e *Epoch) ProtectPrivate(ac *mls.AuthenticatedContent) (*mls.PrivateMessag
 		return nil, fmt.Errorf("framing: content key: %w", err)
 	}
 	sd.Generation = gen
-	ct, err := e.suite.Seal(key.Bytes(), guardNonce(nonce, sd.ReuseGuard), aad, pt)
+	ct, err := e.suite.AppendSeal(pt[:0], key.Bytes(), guardNonce(nonce, sd.ReuseGuard), aad, pt)
 	key.Wipe()
 	nonce.Wipe()
 	if err != nil {
@@ -124,9 +124,23 @@ func (e *Epoch) ProtectPrivate(ac *mls.AuthenticatedContent) (*mls.PrivateMessag
 	}, nil
 }
 
+// contentAAD encodes §6.3.1's PrivateContentAAD.
+func (e *Epoch) contentAAD(groupID []byte, epoch uint64, ct mls.ContentType, authenticatedData []byte) ([]byte, error) {
+	aad, err := marshalSized(&mls.PrivateContentAAD{
+		GroupID:           groupID,
+		Epoch:             epoch,
+		ContentType:       ct,
+		AuthenticatedData: authenticatedData,
+	}, 4+len(groupID)+8+1+4+len(authenticatedData))
+	if err != nil {
+		return nil, fmt.Errorf("%w: PrivateContentAAD: %w", ErrEncoding, err)
+	}
+	return aad, nil
+}
+
 // senderDataAAD encodes §6.3.2's SenderDataAAD.
 func senderDataAAD(groupID []byte, epoch uint64, ct mls.ContentType) ([]byte, error) {
-	aad, err := wire.Marshal(&mls.SenderDataAAD{GroupID: groupID, Epoch: epoch, ContentType: ct})
+	aad, err := marshalSized(&mls.SenderDataAAD{GroupID: groupID, Epoch: epoch, ContentType: ct}, 4+len(groupID)+8+1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: SenderDataAAD: %w", ErrEncoding, err)
 	}
@@ -136,7 +150,7 @@ func senderDataAAD(groupID []byte, epoch uint64, ct mls.ContentType) ([]byte, er
 // sealSenderData encrypts sender data under the key and nonce derived from
 // the content ciphertext (§6.3.2).
 func (e *Epoch) sealSenderData(sd *mls.SenderData, groupID []byte, epoch uint64, ct mls.ContentType, ciphertext []byte) ([]byte, error) {
-	pt, err := wire.Marshal(sd)
+	pt, err := marshalSized(sd, 4+4+len(sd.ReuseGuard)+suite.AEADOverhead)
 	if err != nil {
 		return nil, fmt.Errorf("%w: SenderData: %w", ErrEncoding, err)
 	}
@@ -147,7 +161,7 @@ func (e *Epoch) sealSenderData(sd *mls.SenderData, groupID []byte, epoch uint64,
 	key, nonce := keyschedule.SenderDataKeyNonce(e.suite, e.senderData.Bytes(), ciphertext)
 	defer key.Wipe()
 	defer nonce.Wipe()
-	esd, err := e.suite.Seal(key.Bytes(), nonce.Bytes(), aad, pt)
+	esd, err := e.suite.AppendSeal(pt[:0], key.Bytes(), nonce.Bytes(), aad, pt)
 	if err != nil {
 		return nil, fmt.Errorf("framing: encrypting SenderData: %w", err)
 	}
@@ -204,14 +218,9 @@ func (e *Epoch) UnprotectPrivate(pm *mls.PrivateMessage, lookup SignatureKeyFunc
 	if err != nil {
 		return nil, fmt.Errorf("framing: content key: %w", err)
 	}
-	aad, err := wire.Marshal(&mls.PrivateContentAAD{
-		GroupID:           pm.GroupID,
-		Epoch:             pm.Epoch,
-		ContentType:       pm.ContentType,
-		AuthenticatedData: pm.AuthenticatedData,
-	})
+	aad, err := e.contentAAD(pm.GroupID, pm.Epoch, pm.ContentType, pm.AuthenticatedData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: PrivateContentAAD: %w", ErrEncoding, err)
+		return nil, err
 	}
 	pt, err := e.suite.Open(key.Bytes(), guardNonce(nonce, sd.ReuseGuard), aad, pm.Ciphertext)
 	key.Wipe()

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sync/atomic"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
@@ -74,6 +75,14 @@ type SecretTree struct {
 	nodes []secret.Secret
 	// leaves holds each leaf's ratchets once the leaf secret is consumed.
 	leaves []*[2]ratchet
+
+	// Copy-on-write bookkeeping (see secrettree_clone.go): version is the
+	// tree's, read and written atomically because Clone writes it on the
+	// tree it copies; the others stamp the parts the tree owns.
+	version       uint64
+	nodesVersion  uint64
+	leavesVersion uint64
+	leafVersions  []uint64 // by leaf, for the ratchets in leaves
 }
 
 // ratchet is one hash ratchet of §9.1.
@@ -111,6 +120,7 @@ func NewSecretTree(s *suite.Suite, encryptionSecret []byte, nLeaves uint32) *Sec
 		t.nodes = make([]secret.Secret, treemath.NodeWidth(t.paddedLeaves()))
 		t.nodes[t.root()] = secret.New(bytes.Clone(encryptionSecret))
 	}
+	t.own()
 	return t
 }
 
@@ -118,8 +128,9 @@ func NewSecretTree(s *suite.Suite, encryptionSecret []byte, nLeaves uint32) *Sec
 // outside the new one.
 func (t *SecretTree) SetWindow(w Window) {
 	t.window = w
-	for _, l := range t.leaves {
+	for i, l := range t.leaves {
 		if l != nil {
+			l = t.ownLeaf(uint32(i))
 			l[Handshake].trim(w.MaxBehind)
 			l[Application].trim(w.MaxBehind)
 		}
@@ -193,15 +204,28 @@ func (t *SecretTree) Get(leaf treemath.LeafIndex, k RatchetKind, generation uint
 	return key, nonce, nil
 }
 
-// Wipe deletes every secret the tree holds.
+// Wipe deletes every secret the tree holds. Secrets it still shares with
+// a clone are dropped, not wiped: the clone holds them too.
 func (t *SecretTree) Wipe() {
-	for i := range t.nodes {
-		t.nodes[i].Wipe()
+	v := atomic.LoadUint64(&t.version)
+	if t.nodesVersion == v {
+		for i := range t.nodes {
+			t.nodes[i].Wipe()
+		}
+	} else if t.nodes != nil {
+		t.nodes = make([]secret.Secret, len(t.nodes))
+		t.nodesVersion = v
 	}
-	for _, l := range t.leaves {
-		if l != nil {
+	t.ownLeaves()
+	for i, l := range t.leaves {
+		switch {
+		case l == nil:
+		case t.leafVersions[i] == v:
 			l[Handshake].wipe()
 			l[Application].wipe()
+		default:
+			t.leaves[i] = &[2]ratchet{{next: l[Handshake].next}, {next: l[Application].next}}
+			t.leafVersions[i] = v
 		}
 	}
 }
@@ -220,7 +244,8 @@ func (t *SecretTree) ratchet(leaf treemath.LeafIndex, k RatchetKind) (*ratchet, 
 			return nil, err
 		}
 	}
-	return &t.leaves[leaf][k], nil
+	// Every caller moves the ratchet on.
+	return &t.ownLeaf(uint32(leaf))[k], nil
 }
 
 // deriveLeaf walks down from the lowest ancestor of leaf that still holds a
@@ -239,6 +264,7 @@ func (t *SecretTree) deriveLeaf(leaf treemath.LeafIndex) error {
 		}
 		x = treemath.Parent(x, t.paddedLeaves())
 	}
+	t.ownNodes()
 	for x != target {
 		left, right := treemath.Left(x), treemath.Right(x)
 		parent := t.nodes[x].Bytes()
@@ -252,10 +278,10 @@ func (t *SecretTree) deriveLeaf(leaf treemath.LeafIndex) error {
 		}
 	}
 	leafSecret := t.nodes[target].Bytes()
-	t.leaves[leaf] = &[2]ratchet{
+	t.setLeaf(uint32(leaf), &[2]ratchet{
 		Handshake:   {secret: secret.New(s.ExpandWithLabel(leafSecret, "handshake", nil, s.Nh()))},
 		Application: {secret: secret.New(s.ExpandWithLabel(leafSecret, "application", nil, s.Nh()))},
-	}
+	})
 	t.nodes[target].Wipe()
 	return nil
 }

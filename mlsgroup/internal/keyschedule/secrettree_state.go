@@ -108,6 +108,7 @@ func (t *SecretTree) UnmarshalBinary(data []byte) error {
 	if err := out.checkCoverage(); err != nil {
 		return err
 	}
+	out.own()
 	*t = out
 	return nil
 }

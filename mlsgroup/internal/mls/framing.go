@@ -273,24 +273,39 @@ func readContentType(s *cryptobyte.String, out *ContentType, field string) error
 // MarshalPrivateMessageContent encodes §6.3.1's PrivateMessageContent for
 // content type ct, followed by c.PaddingLen zero bytes of padding.
 func MarshalPrivateMessageContent(ct ContentType, c *PrivateMessageContent) ([]byte, error) {
-	return marshal(func(b *cryptobyte.Builder) {
-		marshalContentBody(b, ct, c.ApplicationData, c.Proposal, c.Commit)
-		c.Auth.MarshalAuth(b, ct)
-		if c.PaddingLen < 0 {
-			invalidf(b, "PrivateMessageContent: negative padding length")
-			return
-		}
+	return AppendPrivateMessageContent(nil, ct, c)
+}
+
+// AppendPrivateMessageContent is MarshalPrivateMessageContent appending to
+// dst, so that a sender can encode into a buffer with room for the padding
+// and the AEAD tag and encrypt there without copying the content again.
+func AppendPrivateMessageContent(dst []byte, ct ContentType, c *PrivateMessageContent) ([]byte, error) {
+	b := cryptobyte.NewBuilder(dst)
+	marshalContentBody(b, ct, c.ApplicationData, c.Proposal, c.Commit)
+	c.Auth.MarshalAuth(b, ct)
+	if c.PaddingLen < 0 {
+		invalidf(b, "PrivateMessageContent: negative padding length")
+	} else {
 		b.AddBytes(make([]byte, c.PaddingLen))
-	})
+	}
+	return b.Bytes()
 }
 
 // UnmarshalPrivateMessageContent decodes a decrypted PrivateMessageContent
 // of content type ct. The padding is whatever follows the auth data; it
 // must be all zeros (§6.3.1).
+//
+// Application data is not copied: it aliases data, which is the freshly
+// decrypted plaintext the caller owns, so that a message's payload is not
+// copied once more on the way to the application.
 func UnmarshalPrivateMessageContent(data []byte, ct ContentType) (*PrivateMessageContent, error) {
 	s := cryptobyte.String(data)
 	c := new(PrivateMessageContent)
-	if err := readContentBody(&s, ct, &c.ApplicationData, &c.Proposal, &c.Commit, "PrivateMessageContent"); err != nil {
+	if ct == ContentApplication {
+		if !wire.ReadOpaque(&s, &c.ApplicationData) {
+			return nil, wire.Errorf("PrivateMessageContent.application_data")
+		}
+	} else if err := readContentBody(&s, ct, &c.ApplicationData, &c.Proposal, &c.Commit, "PrivateMessageContent"); err != nil {
 		return nil, err
 	}
 	if err := c.Auth.UnmarshalAuth(&s, ct); err != nil {

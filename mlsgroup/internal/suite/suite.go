@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -208,11 +209,37 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xffff {
 		panic(fmt.Sprintf("suite: ExpandWithLabel length %d does not fit a uint16", length))
 	}
-	var b cryptobyte.Builder
-	b.AddUint16(uint16(length))
-	wire.AddOpaque(&b, []byte(labelPrefix+label))
-	wire.AddOpaque(&b, context)
-	return s.Expand(secret, mustBytes(&b, "KDFLabel"), length)
+	// KDFLabel is built in place, as the string HKDF takes: this runs
+	// several times per message (§9.1, §6.3.2), so it is one allocation.
+	var info strings.Builder
+	info.Grow(2 + 4 + 4 + len(labelPrefix) + len(label) + len(context))
+	info.Write([]byte{byte(length >> 8), byte(length)})
+	writeVarint(&info, len(labelPrefix)+len(label))
+	info.WriteString(labelPrefix)
+	info.WriteString(label)
+	writeVarint(&info, len(context))
+	info.Write(context)
+	out, err := hkdf.Expand(s.newHash, secret, info.String(), length)
+	if err != nil {
+		panic("suite: HKDF-Expand: " + err.Error())
+	}
+	return out
+}
+
+// writeVarint writes the §2.1.2 variable-length encoding of n, as
+// wire.AddVarint does, for the KDFLabel ExpandWithLabel builds as a
+// string. MLS lengths of labels and contexts fit its 30 bits.
+func writeVarint(w *strings.Builder, n int) {
+	switch {
+	case n < 1<<6:
+		w.WriteByte(byte(n))
+	case n < 1<<14:
+		w.Write([]byte{byte(n>>8) | 0x40, byte(n)})
+	case n < 1<<30:
+		w.Write([]byte{byte(n>>24) | 0x80, byte(n >> 16), byte(n >> 8), byte(n)})
+	default:
+		panic(fmt.Sprintf("suite: KDFLabel field of %d bytes", n))
+	}
 }
 
 // DeriveSecret is §8's DeriveSecret: ExpandWithLabel(secret, label, "", Nh).
@@ -223,8 +250,8 @@ func (s *Suite) DeriveSecret(secret []byte, label string) []byte {
 // DeriveTreeSecret is §9's DeriveTreeSecret: the generation is the context,
 // as a big-endian uint32.
 func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32, length int) []byte {
-	ctx := []byte{byte(generation >> 24), byte(generation >> 16), byte(generation >> 8), byte(generation)}
-	return s.ExpandWithLabel(secret, label, ctx, length)
+	ctx := [4]byte{byte(generation >> 24), byte(generation >> 16), byte(generation >> 8), byte(generation)}
+	return s.ExpandWithLabel(secret, label, ctx[:], length)
 }
 
 // MAC is the suite's MAC (HMAC with its hash), used for membership and
@@ -264,11 +291,22 @@ func (s *Suite) newAEAD(key, nonce []byte) (cipher.AEAD, error) {
 
 // Seal is AEAD.Seal. It appends to nothing: the result is a fresh slice.
 func (s *Suite) Seal(key, nonce, aad, plaintext []byte) ([]byte, error) {
+	return s.AppendSeal(nil, key, nonce, aad, plaintext)
+}
+
+// AEADOverhead is how many bytes AEAD.Seal adds to a plaintext: the tag,
+// 16 bytes for every AEAD of §17.1.
+const AEADOverhead = 16
+
+// AppendSeal is AEAD.Seal appending to dst, as cipher.AEAD.Seal does: pass
+// plaintext[:0] as dst, with AEADOverhead bytes of spare capacity, to
+// encrypt in place without allocating.
+func (s *Suite) AppendSeal(dst, key, nonce, aad, plaintext []byte) ([]byte, error) {
 	a, err := s.newAEAD(key, nonce)
 	if err != nil {
 		return nil, err
 	}
-	return a.Seal(nil, nonce, plaintext, aad), nil
+	return a.Seal(dst, nonce, plaintext, aad), nil
 }
 
 // Open is AEAD.Open; authentication failure wraps ErrDecrypt.
