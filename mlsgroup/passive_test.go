@@ -2,35 +2,16 @@ package mlsgroup
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 )
 
-// hexBytes is a hex string in a test vector.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s *string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	if s == nil {
-		*h = nil
-		return nil
-	}
-	b, err := hex.DecodeString(*s)
-	if err != nil {
-		return err
-	}
-	*h = b
-	return nil
-}
+// hexBytes is a hex string of the vectors.
+type hexBytes = vectortest.HexBytes
 
 // passiveVector is one entry of the passive-client-*.json files (see
 // testdata/mls-vectors/FORMATS.md, "Passive Client Scenarios").
@@ -55,19 +36,7 @@ type passiveVector struct {
 }
 
 func loadPassiveVectors(t *testing.T, name string) []passiveVector {
-	t.Helper()
-	data, err := os.ReadFile("testdata/mls-vectors/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []passiveVector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Fatalf("%s: no vectors", name)
-	}
-	return vs
+	return vectortest.Load[passiveVector](t, name)
 }
 
 // padKey left-pads a private key that a vector wrote without its leading

@@ -149,7 +149,7 @@ func TestMLSGroupIsPure(t *testing.T) {
 	allowed := map[string]string{"mlsgroup/internal/suite": "crypto/rand"}
 	seen := 0
 	for _, p := range listPackages(t) {
-		if !under(rel(p.ImportPath), "mlsgroup") {
+		if !under(rel(p.ImportPath), "mlsgroup") || isTestSupport(p.ImportPath) {
 			continue
 		}
 		seen++
@@ -178,6 +178,23 @@ func TestMLSGroupIsPure(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no mlsgroup packages found")
+	}
+}
+
+// isTestSupport reports whether path is a package that exists for tests
+// (named like raft's rafttest): it may read files, and only _test files may
+// import it (TestTestSupportOnlyInTests).
+func isTestSupport(path string) bool { return strings.HasSuffix(path, "test") }
+
+// TestTestSupportOnlyInTests keeps test-support packages out of the
+// product: no package's non-test files import one.
+func TestTestSupportOnlyInTests(t *testing.T) {
+	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, module+"/") && isTestSupport(imp) {
+				t.Errorf("%s imports the test-support package %s outside its tests", rel(p.ImportPath), rel(imp))
+			}
+		}
 	}
 }
 

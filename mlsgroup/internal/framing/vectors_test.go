@@ -2,33 +2,21 @@ package framing
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
 // hexBytes is a hex string of the vectors.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	b, err := hex.DecodeString(s)
-	*h = b
-	return err
-}
+type hexBytes = vectortest.HexBytes
 
 // protectionVector is one entry of message-protection.json (FORMATS.md,
 // "Message Protection").
@@ -54,19 +42,7 @@ type protectionVector struct {
 }
 
 func loadProtectionVectors(t testing.TB) []protectionVector {
-	t.Helper()
-	raw, err := os.ReadFile("../../testdata/mls-vectors/message-protection.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []protectionVector
-	if err := json.Unmarshal(raw, &vs); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Fatal("no vectors")
-	}
-	return vs
+	return vectortest.Load[protectionVector](t, "message-protection.json")
 }
 
 // vectorSender is the sender of every message of the vectors: leaf 1 of a

@@ -2,47 +2,19 @@ package keyschedule
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
-// hexBytes is a hex string of the vectors; null decodes to nil.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s *string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	if s == nil {
-		*h = nil
-		return nil
-	}
-	b, err := hex.DecodeString(*s)
-	*h = b
-	return err
-}
-
-// loadVectors reads one of the working group's vector files into out.
-func loadVectors(t *testing.T, name string, out any) {
-	t.Helper()
-	raw, err := os.ReadFile("../../testdata/mls-vectors/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
+// hexBytes is a hex string of the vectors.
+type hexBytes = vectortest.HexBytes
 
 func lookup(t *testing.T, id uint16) *suite.Suite {
 	t.Helper()
@@ -76,7 +48,7 @@ func TestPSKSecretVectors(t *testing.T) {
 		} `json:"psks"`
 		PSKSecret hexBytes `json:"psk_secret"`
 	}
-	loadVectors(t, "psk_secret.json", &vs)
+	vectortest.LoadInto(t, "psk_secret.json", &vs)
 	for i, v := range vs {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
@@ -171,7 +143,7 @@ func TestKeyScheduleVectors(t *testing.T) {
 		InitialInitSecret hexBytes           `json:"initial_init_secret"`
 		Epochs            []keyScheduleEpoch `json:"epochs"`
 	}
-	loadVectors(t, "key-schedule.json", &vs)
+	vectortest.LoadInto(t, "key-schedule.json", &vs)
 	for i, v := range vs {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
@@ -238,7 +210,7 @@ func TestSecretTreeVectors(t *testing.T) {
 		EncryptionSecret hexBytes       `json:"encryption_secret"`
 		Leaves           [][]generation `json:"leaves"`
 	}
-	loadVectors(t, "secret-tree.json", &vs)
+	vectortest.LoadInto(t, "secret-tree.json", &vs)
 	for i, v := range vs {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
@@ -301,7 +273,7 @@ func TestTranscriptHashVectors(t *testing.T) {
 		ConfirmedTranscriptHashAfter hexBytes `json:"confirmed_transcript_hash_after"`
 		InterimTranscriptHashAfter   hexBytes `json:"interim_transcript_hash_after"`
 	}
-	loadVectors(t, "transcript-hashes.json", &vs)
+	vectortest.LoadInto(t, "transcript-hashes.json", &vs)
 	for i, v := range vs {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
@@ -340,7 +312,7 @@ func TestWelcomeVectors(t *testing.T) {
 		KeyPackage  hexBytes `json:"key_package"`
 		Welcome     hexBytes `json:"welcome"`
 	}
-	loadVectors(t, "welcome.json", &vs)
+	vectortest.LoadInto(t, "welcome.json", &vs)
 	for i, v := range vs {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)

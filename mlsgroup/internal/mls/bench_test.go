@@ -3,12 +3,13 @@ package mls
 import (
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
 // commitMessage is the first public commit message of messages.json.
 func commitMessage(b *testing.B) []byte {
-	return loadVectors[messagesVector](b, "messages.json")[0].PublicMessageCommit
+	return vectortest.Load[messagesVector](b, "messages.json")[0].PublicMessageCommit
 }
 
 func BenchmarkDecodeMLSMessage(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -25,7 +26,7 @@ func unhex(t *testing.T, s string) []byte {
 // firstMessages is the first vector of messages.json.
 func firstMessages(t *testing.T) messagesVector {
 	t.Helper()
-	return loadVectors[messagesVector](t, "messages.json")[0]
+	return vectortest.Load[messagesVector](t, "messages.json")[0]
 }
 
 // varintPrefixed returns body as an opaque<V>.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -77,7 +78,7 @@ func loadSeeds(f *testing.F) *seeds {
 			s.contents = append(s.contents, contentSeed{data, c.ContentType})
 		}
 	}
-	for _, v := range loadVectors[messagesVector](f, "messages.json") {
+	for _, v := range vectortest.Load[messagesVector](f, "messages.json") {
 		for _, m := range [][]byte{v.MLSWelcome, v.MLSGroupInfo, v.MLSKeyPackage, v.PublicMessageApplication,
 			v.PublicMessageProposal, v.PublicMessageCommit, v.PrivateMessage} {
 			addMessage(m)
@@ -95,7 +96,7 @@ func loadSeeds(f *testing.F) *seeds {
 		}
 	}
 	for _, file := range []string{"welcome.json", "passive-client-welcome.json"} {
-		for _, v := range loadVectors[passiveClientVector](f, file) {
+		for _, v := range vectortest.Load[passiveClientVector](f, file) {
 			addMessage(v.KeyPackage)
 			addMessage(v.Welcome)
 			if v.RatchetTree != nil {

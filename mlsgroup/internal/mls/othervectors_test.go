@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 )
 
 // The tests below round-trip the wire structures that the other vector
@@ -25,7 +26,7 @@ type passiveClientVector struct {
 
 func TestPassiveClientVectorsRoundTrip(t *testing.T) {
 	for _, file := range []string{"passive-client-welcome.json", "passive-client-handling-commit.json", "passive-client-random.json"} {
-		for i, v := range loadVectors[passiveClientVector](t, file) {
+		for i, v := range vectortest.Load[passiveClientVector](t, file) {
 			t.Run(fmt.Sprintf("%s/suite%d/%d", file, v.CipherSuite, i), func(t *testing.T) {
 				checkMessage(t, "key_package", v.KeyPackage, WireFormatKeyPackage)
 				checkMessage(t, "welcome", v.Welcome, WireFormatWelcome)
@@ -49,7 +50,7 @@ func TestWelcomeVectorsRoundTrip(t *testing.T) {
 		KeyPackage  hexBytes `json:"key_package"`
 		Welcome     hexBytes `json:"welcome"`
 	}
-	for i, v := range loadVectors[vector](t, "welcome.json") {
+	for i, v := range vectortest.Load[vector](t, "welcome.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			checkMessage(t, "key_package", v.KeyPackage, WireFormatKeyPackage)
 			checkMessage(t, "welcome", v.Welcome, WireFormatWelcome)
@@ -68,7 +69,7 @@ func TestMessageProtectionVectorsRoundTrip(t *testing.T) {
 		CommitPriv      hexBytes `json:"commit_priv"`
 		ApplicationPriv hexBytes `json:"application_priv"`
 	}
-	for i, v := range loadVectors[vector](t, "message-protection.json") {
+	for i, v := range vectortest.Load[vector](t, "message-protection.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			roundTrip[Proposal](t, "proposal", v.Proposal)
 			roundTrip[Commit](t, "commit", v.Commit)
@@ -86,7 +87,7 @@ func TestTranscriptHashVectorsRoundTrip(t *testing.T) {
 		CipherSuite          suite.ID `json:"cipher_suite"`
 		AuthenticatedContent hexBytes `json:"authenticated_content"`
 	}
-	for i, v := range loadVectors[vector](t, "transcript-hashes.json") {
+	for i, v := range vectortest.Load[vector](t, "transcript-hashes.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			ac := roundTrip[AuthenticatedContent](t, "authenticated_content", v.AuthenticatedContent)
 			if ac != nil && ac.Content.ContentType != ContentCommit {
@@ -101,7 +102,7 @@ func TestTreeVectorsRoundTrip(t *testing.T) {
 		CipherSuite suite.ID `json:"cipher_suite"`
 		Tree        hexBytes `json:"tree"`
 	}
-	for i, v := range loadVectors[validation](t, "tree-validation.json") {
+	for i, v := range vectortest.Load[validation](t, "tree-validation.json") {
 		t.Run(fmt.Sprintf("tree-validation/suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			roundTrip[RatchetTree](t, "tree", v.Tree)
 		})
@@ -112,7 +113,7 @@ func TestTreeVectorsRoundTrip(t *testing.T) {
 		TreeBefore  hexBytes `json:"tree_before"`
 		TreeAfter   hexBytes `json:"tree_after"`
 	}
-	for i, v := range loadVectors[operations](t, "tree-operations.json") {
+	for i, v := range vectortest.Load[operations](t, "tree-operations.json") {
 		t.Run(fmt.Sprintf("tree-operations/suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			roundTrip[Proposal](t, "proposal", v.Proposal)
 			roundTrip[RatchetTree](t, "tree_before", v.TreeBefore)
@@ -126,7 +127,7 @@ func TestTreeVectorsRoundTrip(t *testing.T) {
 			UpdatePath hexBytes `json:"update_path"`
 		} `json:"update_paths"`
 	}
-	for i, v := range loadVectors[treekem](t, "treekem.json") {
+	for i, v := range vectortest.Load[treekem](t, "treekem.json") {
 		t.Run(fmt.Sprintf("treekem/suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			roundTrip[RatchetTree](t, "ratchet_tree", v.RatchetTree)
 			for j, p := range v.UpdatePaths {
@@ -146,7 +147,7 @@ func TestKeyScheduleVectorsRoundTrip(t *testing.T) {
 			CTH          hexBytes `json:"confirmed_transcript_hash"`
 		} `json:"epochs"`
 	}
-	for i, v := range loadVectors[vector](t, "key-schedule.json") {
+	for i, v := range vectortest.Load[vector](t, "key-schedule.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			for j, e := range v.Epochs {
 				gc := roundTrip[GroupContext](t, fmt.Sprintf("epochs[%d].group_context", j), e.GroupContext)

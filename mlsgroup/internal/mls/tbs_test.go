@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -63,7 +64,7 @@ func TestWelcomeVectorsTBS(t *testing.T) {
 		SignerPub   hexBytes `json:"signer_pub"`
 		Welcome     hexBytes `json:"welcome"`
 	}
-	for i, v := range loadVectors[vector](t, "welcome.json") {
+	for i, v := range vectortest.Load[vector](t, "welcome.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			kp := decodeMessage(t, v.KeyPackage).KeyPackage
@@ -132,7 +133,7 @@ func TestMessageProtectionVectorsTBS(t *testing.T) {
 		Commit        hexBytes `json:"commit"`
 		CommitPub     hexBytes `json:"commit_pub"`
 	}
-	for i, v := range loadVectors[vector](t, "message-protection.json") {
+	for i, v := range vectortest.Load[vector](t, "message-protection.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			ctx := &GroupContext{
@@ -181,7 +182,7 @@ func TestTranscriptHashVectorsInputs(t *testing.T) {
 		ConfirmedAfter       hexBytes `json:"confirmed_transcript_hash_after"`
 		InterimAfter         hexBytes `json:"interim_transcript_hash_after"`
 	}
-	for i, v := range loadVectors[vector](t, "transcript-hashes.json") {
+	for i, v := range vectortest.Load[vector](t, "transcript-hashes.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			var ac AuthenticatedContent
@@ -214,7 +215,7 @@ func TestTranscriptHashVectorsInputs(t *testing.T) {
 // a commit names by reference is one of the epoch's proposal messages.
 func TestPassiveClientProposalRefs(t *testing.T) {
 	checked := 0
-	for i, v := range loadVectors[passiveClientVector](t, "passive-client-handling-commit.json") {
+	for i, v := range vectortest.Load[passiveClientVector](t, "passive-client-handling-commit.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			verifyKeyPackage(t, s, decodeMessage(t, v.KeyPackage).KeyPackage)
@@ -268,7 +269,7 @@ func TestLeafNodeTBSWithGroup(t *testing.T) {
 			UpdatePath hexBytes `json:"update_path"`
 		} `json:"update_paths"`
 	}
-	for i, v := range loadVectors[treekem](t, "treekem.json") {
+	for i, v := range vectortest.Load[treekem](t, "treekem.json") {
 		t.Run(fmt.Sprintf("treekem/suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			for _, p := range v.UpdatePaths {
@@ -285,7 +286,7 @@ func TestLeafNodeTBSWithGroup(t *testing.T) {
 		Tree        hexBytes `json:"tree"`
 		GroupID     hexBytes `json:"group_id"`
 	}
-	for i, v := range loadVectors[validation](t, "tree-validation.json") {
+	for i, v := range vectortest.Load[validation](t, "tree-validation.json") {
 		t.Run(fmt.Sprintf("tree-validation/suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := lookup(t, v.CipherSuite)
 			var tree RatchetTree

@@ -2,42 +2,16 @@ package mls
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
-const vectorDir = "../../testdata/mls-vectors/"
 
-// hexBytes is a hex string in a vector file.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	b, err := hex.DecodeString(s)
-	*h = b
-	return err
-}
-
-func loadVectors[T any](tb testing.TB, name string) []T {
-	tb.Helper()
-	data, err := os.ReadFile(vectorDir + name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var v []T
-	if err := json.Unmarshal(data, &v); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return v
-}
+// hexBytes is a hex string of the vectors.
+type hexBytes = vectortest.HexBytes
 
 // roundTrip decodes data as a T, rejecting trailing bytes, and checks that
 // it re-encodes to data.
@@ -107,7 +81,7 @@ func checkPublic(t *testing.T, field string, data []byte, ct ContentType) {
 // TestMessagesVectors checks every structure in messages.json decodes and
 // re-encodes byte for byte (§6, §7, §10, §12).
 func TestMessagesVectors(t *testing.T) {
-	for i, v := range loadVectors[messagesVector](t, "messages.json") {
+	for i, v := range vectortest.Load[messagesVector](t, "messages.json") {
 		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
 			checkMessage(t, "mls_welcome", v.MLSWelcome, WireFormatWelcome)
 			checkMessage(t, "mls_group_info", v.MLSGroupInfo, WireFormatGroupInfo)

@@ -2,11 +2,8 @@ package ratchettree
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
@@ -14,44 +11,12 @@ import (
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/secret"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/treemath"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
-// hexBytes is a hex string in the vector files; null decodes to nil.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s *string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	if s == nil {
-		*h = nil
-		return nil
-	}
-	b, err := hex.DecodeString(*s)
-	if err != nil {
-		return err
-	}
-	*h = b
-	return nil
-}
-
-func loadVectors[T any](t *testing.T, name string) []T {
-	t.Helper()
-	data, err := os.ReadFile("../../testdata/mls-vectors/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []T
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if len(vs) == 0 {
-		t.Fatalf("%s: no vectors", name)
-	}
-	return vs
-}
+// hexBytes is a hex string of the vectors.
+type hexBytes = vectortest.HexBytes
 
 func lookupSuite(t *testing.T, id uint16) *suite.Suite {
 	t.Helper()
@@ -102,7 +67,7 @@ func TestTreeValidation(t *testing.T) {
 		Resolutions [][]treemath.NodeIndex `json:"resolutions"`
 		TreeHashes  []hexBytes             `json:"tree_hashes"`
 	}
-	for i, v := range loadVectors[vector](t, "tree-validation.json") {
+	for i, v := range vectortest.Load[vector](t, "tree-validation.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			cs := lookupSuite(t, v.CipherSuite)
 			tree := importTree(t, cs, v.Tree)
@@ -160,7 +125,7 @@ func TestTreeOperations(t *testing.T) {
 		TreeAfter      hexBytes `json:"tree_after"`
 		TreeHashAfter  hexBytes `json:"tree_hash_after"`
 	}
-	for i, v := range loadVectors[vector](t, "tree-operations.json") {
+	for i, v := range vectortest.Load[vector](t, "tree-operations.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			cs := lookupSuite(t, v.CipherSuite)
 			tree := importTree(t, cs, v.TreeBefore)
@@ -234,7 +199,7 @@ func TestTreeKEM(t *testing.T) {
 		LeavesPrivate           []leafPrivate `json:"leaves_private"`
 		UpdatePaths             []updatePath  `json:"update_paths"`
 	}
-	for i, v := range loadVectors[vector](t, "treekem.json") {
+	for i, v := range vectortest.Load[vector](t, "treekem.json") {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			t.Parallel() // P-521 is slow; use every core
 			rng := rand.NewChaCha8([32]byte{byte(i)})

@@ -2,40 +2,17 @@ package suite
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	circlhpke "github.com/cloudflare/circl/hpke"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 )
 
-// hexBytes decodes the hex strings of the interop vectors.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
-	}
-	b, err := hex.DecodeString(s)
-	*h = b
-	return err
-}
-
-func loadVectors(t testing.TB, name string, v any) {
-	t.Helper()
-	data, err := os.ReadFile("../../testdata/mls-vectors/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
+// hexBytes is a hex string of the vectors.
+type hexBytes = vectortest.HexBytes
 
 // padPrivateKey left-pads the 65-byte P-521 private keys found in some
 // vectors (see testdata/mls-vectors/README.md); the package takes 66.
@@ -120,7 +97,7 @@ func deterministicSignatures(id ID) bool {
 // §8 and §9.
 func TestCryptoBasics(t *testing.T) {
 	var vectors []cryptoBasicsVector
-	loadVectors(t, "crypto-basics.json", &vectors)
+	vectortest.LoadInto(t, "crypto-basics.json", &vectors)
 	if len(vectors) != 7 {
 		t.Fatalf("got %d vectors, want 7 (one per suite)", len(vectors))
 	}
@@ -208,7 +185,7 @@ func TestDeriveKeyPairKeySchedule(t *testing.T) {
 			ExternalPub    hexBytes `json:"external_pub"`
 		} `json:"epochs"`
 	}
-	loadVectors(t, "key-schedule.json", &vectors)
+	vectortest.LoadInto(t, "key-schedule.json", &vectors)
 	for i, v := range vectors {
 		t.Run(fmt.Sprintf("suite%d/%d", v.CipherSuite, i), func(t *testing.T) {
 			s := mustLookup(t, v.CipherSuite)
