@@ -9,7 +9,6 @@ import (
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
-
 // hexBytes is a hex string of the vectors.
 type hexBytes = vectortest.HexBytes
 
