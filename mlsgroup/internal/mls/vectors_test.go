@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/vectortest"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
@@ -100,5 +101,40 @@ func TestMessagesVectors(t *testing.T) {
 			checkPublic(t, "public_message_commit", v.PublicMessageCommit, ContentCommit)
 			checkMessage(t, "private_message", v.PrivateMessage, WireFormatPrivateMessage)
 		})
+	}
+}
+
+// TestMessagesKeyPackageSignatures goes past the round trip where
+// messages.json allows it: each KeyPackage there is self-signed, so its
+// leaf and KeyPackage signatures (§7.2, §10) must verify over the
+// to-be-signed encodings this package builds. A changed byte anywhere in
+// a KeyPackage then fails, not only one that breaks the encoding. (The
+// file's other structures carry signatures or ciphertexts whose keys and
+// contexts it does not give; for them the byte-exact round trip is the
+// check.)
+func TestMessagesKeyPackageSignatures(t *testing.T) {
+	for i, v := range vectortest.Load[messagesVector](t, "messages.json") {
+		var m MLSMessage
+		if err := wire.Unmarshal(v.MLSKeyPackage, &m); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		kp := m.KeyPackage
+		s, err := suite.Lookup(kp.CipherSuite)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		tbs, err := kp.MarshalTBS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.VerifyWithLabel(kp.LeafNode.SignatureKey, "KeyPackageTBS", tbs, kp.Signature); err != nil {
+			t.Errorf("%d: KeyPackage signature: %v", i, err)
+		}
+		if tbs, err = kp.LeafNode.MarshalTBS(nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.VerifyWithLabel(kp.LeafNode.SignatureKey, "LeafNodeTBS", tbs, kp.LeafNode.Signature); err != nil {
+			t.Errorf("%d: leaf node signature: %v", i, err)
+		}
 	}
 }
