@@ -33,12 +33,26 @@ func writeFrame(w *bufio.Writer, b []byte) {
 	w.Write(b)
 }
 
+// readUvarint reads an unsigned varint and rejects one longer than its
+// value needs: with a single encoding per value, a stream decodes one way
+// and re-encodes to the bytes it came from.
 func readUvarint(r *bufio.Reader) (uint64, error) {
-	v, err := binary.ReadUvarint(r)
-	if err != nil {
-		return 0, protocolError(err)
+	var buf [binary.MaxVarintLen64]byte
+	for i := range buf {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, protocolError(err)
+		}
+		buf[i] = b
+		if b < 0x80 {
+			v, n := binary.Uvarint(buf[:i+1])
+			if n <= 0 || len(binary.AppendUvarint(nil, v)) != n {
+				return 0, fmt.Errorf("%w: non-minimal or overflowing varint", ErrProtocol)
+			}
+			return v, nil
+		}
 	}
-	return v, nil
+	return 0, fmt.Errorf("%w: varint longer than %d bytes", ErrProtocol, binary.MaxVarintLen64)
 }
 
 // readFrame reads one frame of at most limit bytes.

@@ -93,9 +93,7 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 	}()
 	setDeadline(ctx, s, h.cfg.StreamTimeout)
 	w := bufio.NewWriter(s)
-	writeFrame(w, channel)
-	writeFrame(w, after)
-	writeUvarint(w, uint64(h.cfg.SyncPageLimit))
+	writeSyncRequest(w, channel, after, uint64(h.cfg.SyncPageLimit))
 	if err := w.Flush(); err != nil {
 		return nil, false, fmt.Errorf("p2p: sync request to %s: %w", p, err)
 	}
@@ -105,12 +103,58 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 	if err := readStatus(r, ErrSyncRefused); err != nil {
 		return nil, false, fmt.Errorf("p2p: sync from %s: %w", p, err)
 	}
+	return readSyncPage(r, h.cfg.SyncPageLimit, h.cfg.MaxMessageSize, maxSyncPageSize)
+}
+
+// writeSyncRequest writes a request for up to limit entries after the
+// cursor after.
+func writeSyncRequest(w *bufio.Writer, channel, after []byte, limit uint64) {
+	writeFrame(w, channel)
+	writeFrame(w, after)
+	writeUvarint(w, limit)
+}
+
+// readSyncRequest reads what writeSyncRequest writes. The limit is the
+// requester's wish, unchecked.
+func readSyncRequest(r *bufio.Reader) (channel, after []byte, limit uint64, err error) {
+	if channel, err = readFrame(r, maxChannelID); err != nil {
+		return nil, nil, 0, err
+	}
+	if after, err = readFrame(r, maxCursor); err != nil {
+		return nil, nil, 0, err
+	}
+	if limit, err = readUvarint(r); err != nil {
+		return nil, nil, 0, err
+	}
+	return channel, after, limit, nil
+}
+
+// writeSyncPage writes a page after the OK status: its entries, and whether
+// the log has nothing after them.
+func writeSyncPage(w *bufio.Writer, entries []SyncEntry, end bool) {
+	writeUvarint(w, uint64(len(entries)))
+	for _, e := range entries {
+		writeFrame(w, e.Cursor)
+		writeFrame(w, e.Data)
+	}
+	if end {
+		w.WriteByte(1)
+	} else {
+		w.WriteByte(0)
+	}
+}
+
+// readSyncPage reads what writeSyncPage writes, refusing pages of more than
+// maxEntries entries, entries of more than maxData bytes of data, or more
+// than maxBytes bytes of data in all, so that a peer cannot make it
+// allocate more.
+func readSyncPage(r *bufio.Reader, maxEntries, maxData, maxBytes int) (page []SyncEntry, end bool, err error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		return nil, false, err
 	}
-	if n > uint64(h.cfg.SyncPageLimit) {
-		return nil, false, fmt.Errorf("%w: sync page of %d entries, asked for %d", ErrProtocol, n, h.cfg.SyncPageLimit)
+	if n > uint64(maxEntries) {
+		return nil, false, fmt.Errorf("%w: sync page of %d entries, asked for %d", ErrProtocol, n, maxEntries)
 	}
 	page = make([]SyncEntry, n)
 	total := 0
@@ -119,11 +163,11 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 		if e.Cursor, err = readFrame(r, maxCursor); err != nil {
 			return nil, false, err
 		}
-		if e.Data, err = readFrame(r, h.cfg.MaxMessageSize); err != nil {
+		if e.Data, err = readFrame(r, maxData); err != nil {
 			return nil, false, err
 		}
-		if total += len(e.Data); total > maxSyncPageSize {
-			return nil, false, fmt.Errorf("%w: sync page over %d bytes", ErrTooLarge, maxSyncPageSize)
+		if total += len(e.Data); total > maxBytes {
+			return nil, false, fmt.Errorf("%w: sync page over %d bytes", ErrTooLarge, maxBytes)
 		}
 		if len(e.Cursor) == 0 {
 			return nil, false, fmt.Errorf("%w: sync entry without cursor", ErrProtocol)
@@ -132,6 +176,9 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 	last, err := readByte(r)
 	if err != nil {
 		return nil, false, err
+	}
+	if last > 1 {
+		return nil, false, fmt.Errorf("%w: sync page end flag %d", ErrProtocol, last)
 	}
 	return page, last == 1, nil
 }
@@ -142,15 +189,7 @@ func (h *Host) handleSync(s network.Stream) {
 	defer cancel()
 	setDeadline(ctx, s, h.cfg.StreamTimeout)
 	r := bufio.NewReader(s)
-	channel, err := readFrame(r, maxChannelID)
-	var after []byte
-	var limit uint64
-	if err == nil {
-		after, err = readFrame(r, maxCursor)
-	}
-	if err == nil {
-		limit, err = readUvarint(r)
-	}
+	channel, after, limit, err := readSyncRequest(r)
 	if err != nil {
 		h.log.Warn("bad sync request", "remote", from.String(), "err", err)
 		s.Reset()
@@ -182,16 +221,7 @@ func (h *Host) handleSync(s network.Stream) {
 	w := bufio.NewWriter(s)
 	writeStatus(w, refusal)
 	if refusal == nil {
-		writeUvarint(w, uint64(len(entries)))
-		for _, e := range entries {
-			writeFrame(w, e.Cursor)
-			writeFrame(w, e.Data)
-		}
-		if end {
-			w.WriteByte(1)
-		} else {
-			w.WriteByte(0)
-		}
+		writeSyncPage(w, entries, end)
 	} else {
 		h.log.Info("sync refused", "remote", from.String(), "err", refusal)
 	}

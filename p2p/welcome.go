@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -130,6 +131,11 @@ func parsePendingWelcome(data []byte) (*PendingWelcome, error) {
 	}
 	if err == nil {
 		w.To, err = peer.IDFromBytes(to)
+	}
+	if err == nil {
+		if _, e := r.ReadByte(); e != io.EOF {
+			err = errors.New("trailing bytes")
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("p2p: stored Welcome: %w", err)
