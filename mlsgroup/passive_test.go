@@ -68,6 +68,9 @@ func runPassiveClient(t *testing.T, v *passiveVector) {
 	if err != nil {
 		t.Fatalf("key_package: %v", err)
 	}
+	if kp.CipherSuite() != cs {
+		t.Fatalf("key_package is for cipher suite %d, the vector's cipher_suite is %d", kp.CipherSuite(), cs)
+	}
 	n := privateKeyLen(cs)
 	sigPriv := padKey(v.SignaturePriv, n)
 	if pub, err := kp.suite.SignaturePublicKey(sigPriv); err != nil || !bytes.Equal(pub, kp.SignatureKey()) {

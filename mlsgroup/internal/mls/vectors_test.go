@@ -104,37 +104,86 @@ func TestMessagesVectors(t *testing.T) {
 	}
 }
 
-// TestMessagesKeyPackageSignatures goes past the round trip where
-// messages.json allows it: each KeyPackage there is self-signed, so its
-// leaf and KeyPackage signatures (§7.2, §10) must verify over the
-// to-be-signed encodings this package builds. A changed byte anywhere in
-// a KeyPackage then fails, not only one that breaks the encoding. (The
-// file's other structures carry signatures or ciphertexts whose keys and
-// contexts it does not give; for them the byte-exact round trip is the
-// check.)
-func TestMessagesKeyPackageSignatures(t *testing.T) {
+// TestMessagesSignatures goes past the round trip wherever messages.json
+// gives what a signature check needs, so that a changed byte in a signed
+// structure fails even when it leaves the encoding well-formed:
+//   - mls_key_package and add_proposal hold self-signed KeyPackages: their
+//     KeyPackage and leaf signatures (§10, §7.2) verify on their own;
+//   - ratchet_tree's leaves are key_package-sourced, so theirs do too;
+//   - mls_group_info is signed (§12.4.3) by the leaf at its signer index
+//     of the same entry's ratchet_tree;
+//   - commit's path leaf (source commit) is signed over that GroupInfo's
+//     group ID and signer index.
+//
+// The file's other structures (Welcome, GroupSecrets, the other
+// proposals, PublicMessage and PrivateMessage) are encrypted, unsigned,
+// or signed over a group context the file does not give: for them the
+// byte-exact round trip is all any implementation can check.
+func TestMessagesSignatures(t *testing.T) {
 	for i, v := range vectortest.Load[messagesVector](t, "messages.json") {
-		var m MLSMessage
-		if err := wire.Unmarshal(v.MLSKeyPackage, &m); err != nil {
-			t.Fatalf("%d: %v", i, err)
-		}
-		kp := m.KeyPackage
-		s, err := suite.Lookup(kp.CipherSuite)
-		if err != nil {
-			t.Fatalf("%d: %v", i, err)
-		}
-		tbs, err := kp.MarshalTBS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.VerifyWithLabel(kp.LeafNode.SignatureKey, "KeyPackageTBS", tbs, kp.Signature); err != nil {
-			t.Errorf("%d: KeyPackage signature: %v", i, err)
-		}
-		if tbs, err = kp.LeafNode.MarshalTBS(nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.VerifyWithLabel(kp.LeafNode.SignatureKey, "LeafNodeTBS", tbs, kp.LeafNode.Signature); err != nil {
-			t.Errorf("%d: leaf node signature: %v", i, err)
-		}
+		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
+			kp := decodeMessage(t, v.MLSKeyPackage).KeyPackage
+			verifyKeyPackage(t, lookup(t, kp.CipherSuite), kp)
+			var add Add
+			if err := wire.Unmarshal(v.AddProposal, &add); err != nil {
+				t.Fatal(err)
+			}
+			verifyKeyPackage(t, lookup(t, add.KeyPackage.CipherSuite), &add.KeyPackage)
+
+			info := decodeMessage(t, v.MLSGroupInfo).GroupInfo
+			s := lookup(t, info.GroupContext.CipherSuite)
+			var tree RatchetTree
+			if err := wire.Unmarshal(v.RatchetTree, &tree); err != nil {
+				t.Fatal(err)
+			}
+			leaves := 0
+			for n, node := range tree {
+				if n%2 != 0 || node == nil || node.Leaf == nil {
+					continue
+				}
+				leaf := node.Leaf
+				if leaf.Source != LeafNodeSourceKeyPackage {
+					t.Fatalf("ratchet_tree leaf %d has source %d", n/2, leaf.Source)
+				}
+				verifyLeaf(t, s, fmt.Sprintf("ratchet_tree leaf %d", n/2), leaf, nil, 0)
+				leaves++
+			}
+			if leaves == 0 {
+				t.Fatal("ratchet_tree has no leaves")
+			}
+			signer := 2 * int(info.Signer)
+			if signer >= len(tree) || tree[signer] == nil || tree[signer].Leaf == nil {
+				t.Fatalf("mls_group_info: signer %d is not a leaf of ratchet_tree", info.Signer)
+			}
+			tbs, err := info.MarshalTBS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.VerifyWithLabel(tree[signer].Leaf.SignatureKey, "GroupInfoTBS", tbs, info.Signature); err != nil {
+				t.Errorf("mls_group_info signature: %v", err)
+			}
+
+			var c Commit
+			if err := wire.Unmarshal(v.Commit, &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Path == nil {
+				t.Fatal("commit has no path")
+			}
+			verifyLeaf(t, s, "commit path leaf", &c.Path.LeafNode, info.GroupContext.GroupID, info.Signer)
+		})
+	}
+}
+
+// verifyLeaf checks a LeafNode's signature; groupID and leafIndex enter
+// its to-be-signed encoding only for the update and commit sources (§7.2).
+func verifyLeaf(t *testing.T, s *suite.Suite, what string, leaf *LeafNode, groupID []byte, leafIndex uint32) {
+	t.Helper()
+	tbs, err := leaf.MarshalTBS(groupID, leafIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", tbs, leaf.Signature); err != nil {
+		t.Errorf("%s signature: %v", what, err)
 	}
 }
