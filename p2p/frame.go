@@ -45,9 +45,13 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 		}
 		buf[i] = b
 		if b < 0x80 {
+			// A last byte of zero after others adds nothing to the value.
+			if i > 0 && b == 0 {
+				return 0, fmt.Errorf("%w: non-minimal varint", ErrProtocol)
+			}
 			v, n := binary.Uvarint(buf[:i+1])
-			if n <= 0 || len(binary.AppendUvarint(nil, v)) != n {
-				return 0, fmt.Errorf("%w: non-minimal or overflowing varint", ErrProtocol)
+			if n <= 0 {
+				return 0, fmt.Errorf("%w: varint overflows 64 bits", ErrProtocol)
 			}
 			return v, nil
 		}

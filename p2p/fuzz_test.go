@@ -262,3 +262,27 @@ func FuzzPendingWelcome(f *testing.F) {
 		checkReencoding(t, data, again, parseStoredWelcome, *w)
 	})
 }
+
+// TestReadUvarint pins the varint decoding the fuzz targets rely on: every
+// value has exactly one accepted encoding.
+func TestReadUvarint(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 300, 1 << 40, 1<<64 - 1} {
+		data := encode(func(w *bufio.Writer) { writeUvarint(w, v) })
+		got, err := readUvarint(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil || got != v {
+			t.Errorf("%x: got %d, %v; want %d", data, got, err, v)
+		}
+	}
+	for _, data := range [][]byte{
+		{},                 // nothing
+		{0x80},             // cut short
+		{0x80, 0x00},       // 0 in two bytes
+		{0xff, 0x80, 0x00}, // 127 in three bytes
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02},       // 2^64 and more
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, // eleven bytes
+	} {
+		if v, err := readUvarint(bufio.NewReader(bytes.NewReader(data))); !errors.Is(err, ErrProtocol) {
+			t.Errorf("%x: got %d, %v; want ErrProtocol", data, v, err)
+		}
+	}
+}
