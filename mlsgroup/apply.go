@@ -135,6 +135,9 @@ func (g *Group) applyProposals(entries []proposalEntry, committer mls.Sender, ex
 		if bytes.Equal(leaf.EncryptionKey, old.EncryptionKey) {
 			return nil, errorf(ErrInvalidProposal, "Update from leaf %d keeps its encryption key", l)
 		}
+		if err := checkSuccession(g.cfg.Validation, old, leaf); err != nil {
+			return nil, fmt.Errorf("%w: Update from leaf %d: %w", ErrInvalidProposal, l, err)
+		}
 		if err := tree.UpdateLeaf(l, leaf); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 		}

@@ -118,6 +118,11 @@ func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts E
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: update path: %w", err)
 	}
+	// Members refuse a tree in which two leaves share a signature key
+	// (§7.3): a member joining again with its key must resync.
+	if err := a.tree.VerifyUniqueKeys(); err != nil {
+		return nil, fmt.Errorf("%w: joiner's leaf: %w", ErrInvalidCommit, err)
+	}
 	newCtx := &mls.GroupContext{
 		Version:                 ctx.Version,
 		CipherSuite:             ctx.CipherSuite,

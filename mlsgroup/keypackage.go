@@ -370,11 +370,25 @@ func lifetimeBound(sec uint64) time.Time {
 // credential's first certificate.
 type CredentialValidator func(credentialType uint16, identity []byte, signatureKey []byte) error
 
+// CredentialSuccession decides whether a member may present newIdentity
+// in place of oldIdentity (§5.3.1: "the AS MUST also verify that the set
+// of presented identifiers in the new credential is valid as a successor
+// to the set of presented identifiers in the old credential"). Identities
+// are as CredentialValidator receives them.
+type CredentialSuccession func(oldType uint16, oldIdentity []byte, newType uint16, newIdentity []byte) error
+
 // ValidationOptions are the application's choices that RFC 9420 leaves to
-// it. The zero value accepts any basic credential and any lifetime length.
+// it. The zero value accepts any basic credential and any lifetime length,
+// and lets no member change its identity.
 type ValidationOptions struct {
 	// Credentials, if set, vets every credential.
 	Credentials CredentialValidator
+	// Succession, if set, decides when a member replaces its leaf (an
+	// Update proposal, or the path of its own commit) whether the new
+	// credential may succeed the old one. If nil, it must be of the same
+	// type with the same identity: a member cannot rename itself, and an
+	// application with certificates that renew sets its own rule.
+	Succession CredentialSuccession
 	// MaxLifetime, if positive, refuses leaves whose lifetime spans more
 	// (§7.2 asks applications to set one; interop peers such as ts-mls
 	// default to an unbounded lifetime, so it is opt-in).
@@ -451,13 +465,37 @@ func validateLeafNode(s *suite.Suite, ln *mls.LeafNode, c leafContext) error {
 		}
 	}
 	if c.opts.Credentials != nil {
-		id := ln.Credential.Identity
-		if ln.Credential.Type == mls.CredentialX509 && len(ln.Credential.Certificates) > 0 {
-			id = ln.Credential.Certificates[0]
-		}
-		if err := c.opts.Credentials(uint16(ln.Credential.Type), id, ln.SignatureKey); err != nil {
+		if err := c.opts.Credentials(uint16(ln.Credential.Type), presentedIdentity(ln), ln.SignatureKey); err != nil {
 			return fmt.Errorf("%w: %w", ErrCredentialRejected, err)
 		}
+	}
+	return nil
+}
+
+// presentedIdentity is the identity a leaf's credential presents: a basic
+// credential's identity, or the DER of an x509 credential's first
+// certificate.
+func presentedIdentity(ln *mls.LeafNode) []byte {
+	if ln.Credential.Type == mls.CredentialX509 && len(ln.Credential.Certificates) > 0 {
+		return ln.Credential.Certificates[0]
+	}
+	return ln.Credential.Identity
+}
+
+// checkSuccession checks that a member's new leaf may replace its old one
+// as far as credentials go (§5.3.1), by opts.Succession or, without one,
+// by requiring the same credential type and identity.
+func checkSuccession(opts ValidationOptions, old, next *mls.LeafNode) error {
+	oldType, nextType := uint16(old.Credential.Type), uint16(next.Credential.Type)
+	oldID, nextID := presentedIdentity(old), presentedIdentity(next)
+	if opts.Succession != nil {
+		if err := opts.Succession(oldType, oldID, nextType, nextID); err != nil {
+			return fmt.Errorf("%w: %w", ErrCredentialRejected, err)
+		}
+		return nil
+	}
+	if oldType != nextType || !bytes.Equal(oldID, nextID) {
+		return fmt.Errorf("%w: credential changes from type %d identity %x to type %d identity %x", ErrCredentialRejected, oldType, oldID, nextType, nextID)
 	}
 	return nil
 }

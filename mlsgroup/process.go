@@ -375,24 +375,18 @@ func (g *Group) processCommit(ac *mls.AuthenticatedContent) (*Group, *CommitInfo
 			return nil, nil, errorf(ErrInvalidCommit, "external commit removes leaf %d of another identity", old.LeafIndex)
 		}
 	}
-	if a.selfRemoved {
-		n := g.clone()
-		n.role = roleRemoved
-		n.proposals = nil
-		n.staged = nil
-		info := g.commitInfo(a, sender.LeafIndex, external)
-		return n, info, nil
-	}
-
 	committer := leafOf(sender)
 	if external {
 		committer = a.tree.FreeLeaf()
 	}
-	keys := g.keys.Clone()
-	if a.ownUpdate != nil && !a.ownUpdate.updateKey.IsZero() {
-		keys[g.own.Node()] = cloneSecret(a.ownUpdate.updateKey)
+	var keys ratchettree.PrivateKeys
+	if !a.selfRemoved {
+		keys = g.keys.Clone()
+		if a.ownUpdate != nil && !a.ownUpdate.updateKey.IsZero() {
+			keys[g.own.Node()] = cloneSecret(a.ownUpdate.updateKey)
+		}
+		keys.Prune(a.tree)
 	}
-	keys.Prune(a.tree)
 	newCtx := &mls.GroupContext{
 		Version:                 g.ctx.Version,
 		CipherSuite:             g.ctx.CipherSuite,
@@ -401,6 +395,10 @@ func (g *Group) processCommit(ac *mls.AuthenticatedContent) (*Group, *CommitInfo
 		ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash,
 		Extensions:              a.extensions,
 	}
+	// Everything that can be checked without the new epoch's secrets is
+	// checked even by a member the commit removes: otherwise anyone who
+	// can sign a commit could make one member alone believe it was
+	// removed.
 	var commitSecret []byte
 	if up := commit.Path; up != nil {
 		leaf := &up.LeafNode
@@ -413,21 +411,33 @@ func (g *Group) processCommit(ac *mls.AuthenticatedContent) (*Group, *CommitInfo
 		if err := a.rules.check(leaf); err != nil {
 			return nil, nil, fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
 		}
+		if !external {
+			if err := checkSuccession(g.cfg.Validation, g.tree.Leaf(committer), leaf); err != nil {
+				return nil, nil, fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
+			}
+		}
 		if err := a.tree.MergePath(committer, up, g.ctx.GroupID); err != nil {
 			return nil, nil, treeError(err)
+		}
+		// The path leaf's signature key, like an Add's, must be no other
+		// member's (§7.3).
+		if err := a.tree.VerifyUniqueKeys(); err != nil {
+			return nil, nil, fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
 		}
 		if newCtx.TreeHash, err = a.tree.TreeHash(); err != nil {
 			return nil, nil, err
 		}
-		provisional, err := encodeContext(newCtx)
-		if err != nil {
-			return nil, nil, err
+		if !a.selfRemoved {
+			provisional, err := encodeContext(newCtx)
+			if err != nil {
+				return nil, nil, err
+			}
+			dp, err := a.tree.DecryptPath(keys, g.own, committer, up, a.added, provisional)
+			if err != nil {
+				return nil, nil, treeError(err)
+			}
+			commitSecret = dp.CommitSecret.Bytes()
 		}
-		dp, err := a.tree.DecryptPath(keys, g.own, committer, up, a.added, provisional)
-		if err != nil {
-			return nil, nil, treeError(err)
-		}
-		commitSecret = dp.CommitSecret.Bytes()
 	} else if newCtx.TreeHash, err = a.tree.TreeHash(); err != nil {
 		return nil, nil, err
 	}
@@ -445,6 +455,16 @@ func (g *Group) processCommit(ac *mls.AuthenticatedContent) (*Group, *CommitInfo
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: ExternalInit: %w", ErrInvalidCommit, err)
 		}
+	}
+	if a.selfRemoved {
+		// What is left to check, the confirmation tag, needs the new
+		// epoch's secrets, which a removed member does not get.
+		n := g.clone()
+		n.role = roleRemoved
+		n.proposals = nil
+		n.staged = nil
+		info := g.commitInfo(a, uint32(committer), external)
+		return n, info, nil
 	}
 	next, ep, err := g.nextEpoch(newCtx, ac, a, initSecret, commitSecret, true)
 	if err != nil {

@@ -156,7 +156,12 @@ func (t *Tree) Node(x treemath.NodeIndex) *mls.Node {
 }
 
 // Leaf returns leaf l's LeafNode, or nil if it is blank or out of range.
+// The range is checked on the leaf index itself: from 2^31 on, its node
+// index would wrap around to a leaf that exists.
 func (t *Tree) Leaf(l treemath.LeafIndex) *mls.LeafNode {
+	if uint32(l) >= t.NumLeaves() {
+		return nil
+	}
 	if node := t.Node(l.Node()); node != nil {
 		return node.Leaf
 	}

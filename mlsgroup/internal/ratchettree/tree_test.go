@@ -228,6 +228,22 @@ func TestAddRemoveTruncate(t *testing.T) {
 	}
 }
 
+// TestLeafOutOfRange checks that a leaf index past the tree names no leaf,
+// even one whose doubled node index wraps around to an existing leaf
+// (§6.3.2: a sender's leaf_index must identify a non-blank leaf).
+func TestLeafOutOfRange(t *testing.T) {
+	tree := New(suite1(t), fakeLeaf(0).Leaf)
+	tree.AddLeaf(fakeLeaf(1).Leaf)
+	for _, l := range []treemath.LeafIndex{2, 1 << 31, 1<<31 + 1, 1<<32 - 1} {
+		if leaf := tree.Leaf(l); leaf != nil {
+			t.Errorf("Leaf(%d) of a %d-leaf tree = %x, want nil", l, tree.NumLeaves(), leaf.EncryptionKey)
+		}
+	}
+	if tree.Leaf(1) == nil {
+		t.Error("Leaf(1) is nil")
+	}
+}
+
 // TestCloneIndependence checks that a clone shares nothing mutable.
 func TestCloneIndependence(t *testing.T) {
 	rt := mls.RatchetTree{fakeLeaf(0), fakeParent('P', 1), fakeLeaf(1), nil, fakeLeaf(2)}
