@@ -34,8 +34,9 @@ const DefaultFetchTimeout = 30 * time.Second
 // first use; it is then safe for concurrent use.
 type Directory struct {
 	DHT DHT
-	// Validator checks fetched records again, with this node's clock and
-	// options: a DHT implementation need not have validated them.
+	// Validator checks fetched records again, with this node's clock,
+	// options and suites: a DHT implementation need not have validated
+	// them.
 	Validator Validator
 	// Rand picks among a record's one-time KeyPackages, so that inviters
 	// rarely pick the same one; nil means crypto/rand.

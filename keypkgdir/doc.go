@@ -33,14 +33,16 @@
 //	    uint8  last_resort;             // 1 for the one last-resort KeyPackage
 //	} Entry;
 //
-// A record is at most MaxRecordSize bytes.
+// A record is at most MaxRecordSize bytes and holds at most MaxEntries
+// KeyPackages, all in one cipher suite.
 //
 // # Usage
 //
 // keypkgdir reaches the DHT through the two-method DHT interface; p2p's
 // Host satisfies it. The node:
 //
-//  1. Registers Validator{} for Namespace with the DHT on every node.
+//  1. Registers a Validator for Namespace with the DHT on every node, its
+//     Suites the cipher suites the node uses.
 //  2. Runs a Publisher with the node's one Storage, its MLS signer and its
 //     libp2p key: it publishes a batch of one-time KeyPackages and one
 //     last-resort KeyPackage, republishes well within the DHT's record age,

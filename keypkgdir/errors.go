@@ -15,7 +15,8 @@ var (
 
 	// ErrMalformed: a record or DHT key that does not decode.
 	ErrMalformed = errors.New("keypkgdir: malformed record")
-	// ErrTooLarge: a record over MaxRecordSize.
+	// ErrTooLarge: a record over MaxRecordSize, or holding more than
+	// MaxEntries KeyPackages.
 	ErrTooLarge = errors.New("keypkgdir: record too large")
 	// ErrBadSignature: a record whose signature does not verify, or whose
 	// public key is not the one its peer ID is derived from.
@@ -26,7 +27,9 @@ var (
 	// than the peer whose record holds it.
 	ErrWrongIdentity = errors.New("keypkgdir: KeyPackage of another identity")
 	// ErrInvalidKeyPackage: a KeyPackage in the record fails MLS validation
-	// (RFC 9420 §10.1), is listed twice, or ends before the record does; or
-	// the batch is empty or has more than one last-resort KeyPackage.
+	// (RFC 9420 §10.1), is listed twice, ends before the record does, or is
+	// in a cipher suite the Validator does not accept or another than the
+	// rest's; or the batch is empty or has more than one last-resort
+	// KeyPackage.
 	ErrInvalidKeyPackage = errors.New("keypkgdir: invalid KeyPackage in record")
 )

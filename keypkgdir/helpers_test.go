@@ -62,6 +62,20 @@ func (tp *testPeer) keyPackage(tb testing.TB, identity []byte, now time.Time) *m
 	return kp
 }
 
+// keyPackageIn is keyPackage in suite cs, signed by a new signer of it.
+func (tp *testPeer) keyPackageIn(tb testing.TB, cs mlsgroup.CipherSuite, identity []byte, now time.Time) *mlsgroup.KeyPackage {
+	tb.Helper()
+	signer, err := mlsgroup.GenerateSigner(cs, tp.rand)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kp, err := mlsgroup.NewKeyPackage(tp.st, identity, signer, mlsgroup.KeyPackageOptions{Lifetime: 24 * time.Hour}, tp.rand, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp
+}
+
 // record seals a record of tp's holding kps, the last one last-resort,
 // expiring an hour before the first KeyPackage does.
 func (tp *testPeer) record(tb testing.TB, seq uint64, kps ...*mlsgroup.KeyPackage) []byte {

@@ -37,8 +37,9 @@ type PublisherConfig struct {
 	Now func() time.Time
 
 	// BatchSize is how many one-time KeyPackages are published besides
-	// the last-resort one; zero means 8. Several, so that inviters picking
-	// at random rarely pick the same before the owner rotates it out.
+	// the last-resort one; zero means 8, and at most MaxEntries-1. Several,
+	// so that inviters picking at random rarely pick the same before the
+	// owner rotates it out.
 	BatchSize int
 	// Lifetime is each KeyPackage's lifetime; zero means mlsgroup's
 	// default, four weeks.
@@ -65,7 +66,7 @@ type Publisher struct {
 	cfg   PublisherConfig
 	self  peer.ID
 	log   *slog.Logger
-	valid Validator
+	valid Validator     // the signer's suite only: resuming another's KeyPackages would mix suites
 	kick  chan struct{} // a KeyPackage was used: publish soon
 
 	publishing sync.Mutex // serialises Publish; taken before mu
@@ -102,6 +103,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 8
 	}
+	if cfg.BatchSize >= MaxEntries {
+		return nil, fmt.Errorf("keypkgdir: BatchSize %d leaves no room in a record for the last-resort KeyPackage (MaxEntries %d)", cfg.BatchSize, MaxEntries)
+	}
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = mlsgroup.DefaultKeyPackageLifetime
 	}
@@ -124,7 +128,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		cfg:   cfg,
 		self:  self,
 		log:   cfg.Logger.With("peer", self.String()),
-		valid: Validator{Now: cfg.Now},
+		valid: Validator{Now: cfg.Now, Suites: []mlsgroup.CipherSuite{cfg.Signer.CipherSuite()}},
 		kick:  make(chan struct{}, 1),
 	}, nil
 }
@@ -296,6 +300,11 @@ func (p *Publisher) refresh() ([]byte, error) {
 	slices.SortStableFunc(entries, func(a, b entry) int {
 		return boolCompare(a.lastResort, b.lastResort)
 	})
+	// A resumed record may hold MaxEntries one-time KeyPackages and no
+	// last-resort one: one more would have every DHT node refuse it.
+	if n := len(entries) - MaxEntries; n > 0 {
+		entries = entries[n:]
+	}
 	for {
 		value, err := p.seal(entries, now)
 		if err == nil {

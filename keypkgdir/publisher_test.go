@@ -194,3 +194,79 @@ func TestPublisherRun(t *testing.T) {
 		})
 	})
 }
+
+// TestPublisherEntryLimit: the Publisher never puts a record of more than
+// MaxEntries KeyPackages, which every DHT node would refuse: it refuses a
+// BatchSize that leaves no room for the last-resort KeyPackage, fills a
+// record to the limit with the largest it accepts, and trims a resumed
+// record that already holds MaxEntries one-time KeyPackages.
+func TestPublisherEntryLimit(t *testing.T) {
+	a := newTestPeer(t, 1)
+	clk := &clock{now: testNow}
+	config := func(dht DHT, batch int) PublisherConfig {
+		return PublisherConfig{DHT: dht, Identity: a.key, Storage: a.st, Signer: a.signer, Rand: a.rand, Now: clk.Now,
+			BatchSize: batch, Lifetime: 24 * time.Hour, RotateBefore: 6 * time.Hour}
+	}
+	if _, err := NewPublisher(config(&mapDHT{}, MaxEntries)); err == nil {
+		t.Fatal("NewPublisher accepted a BatchSize of MaxEntries")
+	}
+	ctx := context.Background()
+	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+	p, err := NewPublisher(config(dht, MaxEntries-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := published(t, dht, a, clk.Now()); len(r.Entries) != MaxEntries {
+		t.Fatalf("BatchSize MaxEntries-1 published %d entries, want %d", len(r.Entries), MaxEntries)
+	}
+
+	// A record of MaxEntries one-time KeyPackages and no last-resort one,
+	// such as another implementation might publish, all still in Storage.
+	full := Record{Peer: a.id, Seq: 1, Expiry: testNow.Add(12 * time.Hour)}
+	for range MaxEntries {
+		full.Entries = append(full.Entries, Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes()})
+	}
+	value, err := full.Seal(a.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dht = &mapDHT{validator: &Validator{Now: clk.Now}}
+	if err := dht.PutValue(ctx, Key(a.id), value); err != nil {
+		t.Fatal(err)
+	}
+	if err := testPublisher(t, a, dht, clk).Publish(ctx); err != nil {
+		t.Fatalf("publishing after resuming a full record: %v", err)
+	}
+	if r, refs := published(t, dht, a, clk.Now()); len(r.Entries) != MaxEntries || lastResortRef(r, refs) == nil {
+		t.Fatalf("after resuming a full record: %d entries, last-resort %v", len(r.Entries), lastResortRef(r, refs) != nil)
+	}
+}
+
+// TestPublisherResumesAnotherSuite: a record a run with a signer of
+// another suite left is carried on from by sequence number only, since
+// keeping its KeyPackages would mix suites, which every DHT node refuses.
+func TestPublisherResumesAnotherSuite(t *testing.T) {
+	a := newTestPeer(t, 1)
+	clk := &clock{now: testNow}
+	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+	ctx := context.Background()
+	const seq = 1 << 50 // beyond the clock's milliseconds, which seal would take
+	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	if err := dht.PutValue(ctx, Key(a.id), old); err != nil {
+		t.Fatal(err)
+	}
+	if err := testPublisher(t, a, dht, clk).Publish(ctx); err != nil {
+		t.Fatalf("publishing over a record of another suite: %v", err)
+	}
+	r, _, err := Validator{Now: clk.Now, Suites: []mlsgroup.CipherSuite{a.signer.CipherSuite()}}.validate(Key(a.id), dht.get(Key(a.id)))
+	if err != nil {
+		t.Fatalf("the record published is not of the signer's suite: %v", err)
+	}
+	if r.Seq <= seq {
+		t.Fatalf("sequence number %d, not past the resumed record's %d", r.Seq, uint64(seq))
+	}
+}

@@ -14,10 +14,18 @@ import (
 // Validator under it.
 const Namespace = "spacepanda-kp"
 
-// MaxRecordSize caps an encoded record: room for dozens of KeyPackages of
+// MaxRecordSize caps an encoded record: room for MaxEntries KeyPackages of
 // the default suite, and small enough that serving records costs DHT nodes
 // little.
 const MaxRecordSize = 16 << 10
+
+// MaxEntries caps the KeyPackages of a record. Every DHT node validates
+// every record put to it, signatures and all, whoever puts it, so it is the
+// number of KeyPackages, not the bytes, that sets what a record costs them:
+// 16 holds the Publisher's default batch of 8 and its last-resort
+// KeyPackage with room to spare, where MaxRecordSize alone lets in 49 of
+// the default suite.
+const MaxEntries = 16
 
 const (
 	recordVersion = 1
@@ -184,16 +192,24 @@ func open(data []byte) (*sealed, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.verify(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// verify checks that r is signed by the key its peer ID is derived from.
+func (r *sealed) verify() error {
 	pub, err := crypto.UnmarshalPublicKey(r.pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: public key: %w", ErrBadSignature, err)
+		return fmt.Errorf("%w: public key: %w", ErrBadSignature, err)
 	}
 	if !r.Peer.MatchesPublicKey(pub) {
-		return nil, fmt.Errorf("%w: public key of another peer than %s", ErrBadSignature, r.Peer)
+		return fmt.Errorf("%w: public key of another peer than %s", ErrBadSignature, r.Peer)
 	}
 	ok, err := pub.Verify(append([]byte(signatureContext), r.tbs...), r.sig)
 	if err != nil || !ok {
-		return nil, fmt.Errorf("%w: by %s", ErrBadSignature, r.Peer)
+		return fmt.Errorf("%w: by %s", ErrBadSignature, r.Peer)
 	}
-	return r, nil
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -13,20 +14,33 @@ import (
 
 // Validator is the DHT's validator for Namespace: every DHT node runs it on
 // every record it is asked to store or is served, so a bad record is
-// refused wherever it goes. Its zero value reads the system clock and
-// applies mlsgroup's default validation options.
+// refused wherever it goes. Its zero value reads the system clock, applies
+// mlsgroup's default validation options and accepts every suite mlsgroup
+// supports.
+//
+// Anyone can sign a record under a peer ID of their own and have every DHT
+// node validate it, so Validate spends what is costly, the KeyPackages'
+// signatures, last: whatever can be checked without them is checked first,
+// in every entry.
 type Validator struct {
 	// Now is the clock records and KeyPackages are checked against; nil
 	// means time.Now.
 	Now func() time.Time
 	// Options are the node's MLS validation choices for KeyPackages.
 	Options mlsgroup.ValidationOptions
+	// Suites are the cipher suites whose KeyPackages are accepted; nil
+	// means every suite mlsgroup supports. A node should set it to the
+	// suites it uses: verifying a KeyPackage costs tens of times more in
+	// P-521 than in the default suite, and a record of KeyPackages no one
+	// can use costs the DHT nodes that validate it all the same.
+	Suites []mlsgroup.CipherSuite
 }
 
 // Validate accepts value under key when it is at most MaxRecordSize bytes,
-// signed by the key of the peer that key names, not expired, and every
-// KeyPackage in it passes mlsgroup's validation (RFC 9420 §10.1), names
-// that peer and lives at least until the record's expiry.
+// signed by the key of the peer that key names, not expired, and holds at
+// most MaxEntries KeyPackages, all in one of Suites, each of which names
+// that peer, lives at least until the record's expiry and passes mlsgroup's
+// validation (RFC 9420 §10.1).
 func (v Validator) Validate(key string, value []byte) error {
 	_, _, err := v.validate(key, value)
 	return err
@@ -41,40 +55,62 @@ func (v Validator) validate(key string, value []byte) (*Record, []*mlsgroup.KeyP
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := open(value)
+	r, err := decode(value)
 	if err != nil {
 		return nil, nil, err
 	}
 	if r.Peer != p {
 		return nil, nil, fmt.Errorf("%w: %s's record under %s", ErrWrongPeer, r.Peer, key)
 	}
+	kps, err := v.parseEntries(p, &r.Record)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The record's signature comes before its expiry, so that whoever
+	// serves an inviter a forged record cannot make it report the peer's
+	// KeyPackages expired.
+	if err := r.verify(); err != nil {
+		return nil, nil, err
+	}
 	now := v.now()
 	if now.After(r.Expiry) {
 		return nil, nil, fmt.Errorf("%w: %s's record expired at %s", ErrKeyPackageExpired, p, r.Expiry.UTC().Format(time.RFC3339))
 	}
-	kps, err := v.validateEntries(p, &r.Record, now)
-	if err != nil {
-		return nil, nil, err
+	for i, kp := range kps {
+		err := kp.Validate(now, v.Options)
+		switch {
+		case errors.Is(err, mlsgroup.ErrKeyPackageExpired):
+			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrKeyPackageExpired, i, err)
+		case err != nil:
+			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidKeyPackage, i, err)
+		}
 	}
 	return &r.Record, kps, nil
 }
 
-func (v Validator) validateEntries(p peer.ID, r *Record, now time.Time) ([]*mlsgroup.KeyPackage, error) {
-	if len(r.Entries) == 0 {
+// parseEntries parses r's KeyPackages and runs every check on them that
+// verifies no signature.
+func (v Validator) parseEntries(p peer.ID, r *Record) ([]*mlsgroup.KeyPackage, error) {
+	switch {
+	case len(r.Entries) == 0:
 		return nil, fmt.Errorf("%w: %s's record holds none", ErrInvalidKeyPackage, p)
+	case len(r.Entries) > MaxEntries:
+		return nil, fmt.Errorf("%w: %d KeyPackages, limit %d", ErrTooLarge, len(r.Entries), MaxEntries)
 	}
 	kps := make([]*mlsgroup.KeyPackage, len(r.Entries))
 	lastResort := 0
 	for i, e := range r.Entries {
 		kp, err := mlsgroup.ParseKeyPackage(e.KeyPackage)
-		if err == nil {
-			err = kp.Validate(now, v.Options)
-		}
-		switch {
-		case errors.Is(err, mlsgroup.ErrKeyPackageExpired):
-			return nil, fmt.Errorf("%w: entry %d: %w", ErrKeyPackageExpired, i, err)
-		case err != nil:
+		if err != nil {
 			return nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidKeyPackage, i, err)
+		}
+		switch cs := kp.CipherSuite(); {
+		case i > 0 && cs != kps[0].CipherSuite():
+			// One suite a record: a Publisher's signer has one, and
+			// Suites is then checked once.
+			return nil, fmt.Errorf("%w: entry %d in cipher suite 0x%04x, entry 0 in 0x%04x", ErrInvalidKeyPackage, i, uint16(cs), uint16(kps[0].CipherSuite()))
+		case i == 0 && v.Suites != nil && !slices.Contains(v.Suites, cs):
+			return nil, fmt.Errorf("%w: cipher suite 0x%04x not accepted", ErrInvalidKeyPackage, uint16(cs))
 		case !bytes.Equal(kp.Identity(), []byte(p)):
 			return nil, fmt.Errorf("%w: entry %d names %q, not %s", ErrWrongIdentity, i, kp.Identity(), p)
 		case kp.NotAfter().Before(r.Expiry):

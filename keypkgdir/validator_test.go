@@ -3,7 +3,9 @@ package keypkgdir
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,154 @@ func TestSelect(t *testing.T) {
 	}
 	if _, err := v.Select(key, [][]byte{[]byte("x")}); err == nil {
 		t.Fatal("Select of nothing valid succeeded")
+	}
+}
+
+// counting is a validator at testNow that counts in *verified the
+// KeyPackages it fully validates: mlsgroup vets a KeyPackage's credential
+// once its leaf signature verified.
+func counting(verified *int) Validator {
+	return Validator{Now: fixedClock(testNow), Options: mlsgroup.ValidationOptions{
+		Credentials: func(uint16, []byte, []byte) error { *verified++; return nil },
+	}}
+}
+
+// TestValidatorEntryLimit: a record of MaxEntries+1 KeyPackages, each
+// valid and all well within MaxRecordSize, is refused before any of them
+// is verified; one of MaxEntries passes.
+func TestValidatorEntryLimit(t *testing.T) {
+	a := newTestPeer(t, 1)
+	kps := make([]*mlsgroup.KeyPackage, MaxEntries+1)
+	for i := range kps {
+		kps[i] = a.keyPackage(t, []byte(a.id), testNow)
+	}
+	var verified int
+	v := counting(&verified)
+	if err := v.Validate(Key(a.id), a.record(t, 1, kps[:MaxEntries]...)); err != nil || verified != MaxEntries {
+		t.Fatalf("record of MaxEntries KeyPackages: %v, %d verified", err, verified)
+	}
+	verified = 0
+	over := a.record(t, 2, kps...)
+	if len(over) > MaxRecordSize {
+		t.Fatalf("record of MaxEntries+1 KeyPackages is %d bytes, over MaxRecordSize", len(over))
+	}
+	err := v.Validate(Key(a.id), over)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("%d KeyPackages, limit %d", MaxEntries+1, MaxEntries)) {
+		t.Fatalf("record of MaxEntries+1 KeyPackages: %v, want ErrTooLarge naming the limit", err)
+	}
+	if verified != 0 {
+		t.Fatalf("%d KeyPackages verified before the record was refused", verified)
+	}
+}
+
+// TestValidatorChecksCheaplyFirst: a record whose last entry fails a check
+// that verifies no signature is refused before any of the others is
+// verified, however many they are.
+func TestValidatorChecksCheaplyFirst(t *testing.T) {
+	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
+	valid := make([]Entry, MaxEntries-1)
+	for i := range valid {
+		valid[i] = Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes(), LastResort: i == 0}
+	}
+	seal := func(last Entry) []byte {
+		r := Record{Peer: a.id, Seq: 1, Expiry: testNow.Add(12 * time.Hour), Entries: append(slices.Clone(valid), last)}
+		value, err := r.Seal(a.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return value
+	}
+	for _, tc := range []struct {
+		name string
+		last Entry
+		want error // nil: valid
+	}{
+		{"valid", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes()}, nil},
+		{"another identity's KeyPackage", Entry{KeyPackage: a.keyPackage(t, []byte(b.id), testNow).Bytes()}, ErrWrongIdentity},
+		{"KeyPackage ends before the record", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow.Add(-20*time.Hour)).Bytes()}, ErrInvalidKeyPackage},
+		{"KeyPackage listed twice", valid[1], ErrInvalidKeyPackage},
+		{"KeyPackage of another suite", Entry{KeyPackage: a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow).Bytes()}, ErrInvalidKeyPackage},
+		{"two last-resort KeyPackages", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes(), LastResort: true}, ErrInvalidKeyPackage},
+		{"not a KeyPackage", Entry{KeyPackage: []byte{0, 1, 0, 5}}, ErrInvalidKeyPackage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var verified int
+			err := counting(&verified).Validate(Key(a.id), seal(tc.last))
+			switch {
+			case tc.want == nil && (err != nil || verified != MaxEntries):
+				t.Fatalf("Validate: %v, %d verified; want nil, %d", err, verified, MaxEntries)
+			case tc.want != nil && !errors.Is(err, tc.want):
+				t.Fatalf("Validate: %v, want %v", err, tc.want)
+			case tc.want != nil && verified != 0:
+				t.Fatalf("%d KeyPackages verified before the record was refused: %v", verified, err)
+			}
+		})
+	}
+}
+
+// TestValidatorSuites: a record is in one suite, and Suites, when set,
+// says which; a record in another is refused before any signature is
+// checked, its own included.
+func TestValidatorSuites(t *testing.T) {
+	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
+	p256 := a.record(t, 1, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	mixed := a.record(t, 2, a.keyPackage(t, []byte(a.id), testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	opened, err := Open(p256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedP256 := forged(t, *opened, b.key)
+	only := func(suites ...mlsgroup.CipherSuite) Validator {
+		return Validator{Now: fixedClock(testNow), Suites: suites}
+	}
+	for _, tc := range []struct {
+		name  string
+		v     Validator
+		value []byte
+		want  error // nil: valid
+	}{
+		{"any suite", only(), p256, nil},
+		{"the record's suite", only(mlsgroup.DefaultCipherSuite, mlsgroup.P256_AES128GCM_SHA256_P256), p256, nil},
+		{"another suite", only(mlsgroup.DefaultCipherSuite), p256, ErrInvalidKeyPackage},
+		{"another suite, forged", only(mlsgroup.DefaultCipherSuite), forgedP256, ErrInvalidKeyPackage},
+		{"forged", only(), forgedP256, ErrBadSignature},
+		{"two suites", only(), mixed, ErrInvalidKeyPackage},
+		{"two suites, both accepted", only(mlsgroup.DefaultCipherSuite, mlsgroup.P256_AES128GCM_SHA256_P256), mixed, ErrInvalidKeyPackage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var verified int
+			tc.v.Options.Credentials = func(uint16, []byte, []byte) error { verified++; return nil }
+			err := tc.v.Validate(Key(a.id), tc.value)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Validate: %v, want %v", err, tc.want)
+			}
+			if tc.want == nil && verified != 2 || tc.want != nil && verified != 0 {
+				t.Fatalf("%d KeyPackages verified (%v)", verified, err)
+			}
+		})
+	}
+}
+
+// BenchmarkValidateFullRecord is what the most a record can hold, in the
+// default suite, costs every DHT node it is put to.
+func BenchmarkValidateFullRecord(b *testing.B) {
+	a := newTestPeer(b, 1)
+	kps := make([]*mlsgroup.KeyPackage, MaxEntries)
+	for i := range kps {
+		kps[i] = a.keyPackage(b, []byte(a.id), testNow)
+	}
+	key, value := Key(a.id), a.record(b, 1, kps...)
+	v := Validator{Now: fixedClock(testNow)}
+	if err := v.Validate(key, value); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := v.Validate(key, value); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	}
 	relay, err := p2p.New(ctx, p2p.Config{
 		Identity: relayKey, ListenAddrs: loopback, DHTMode: p2p.DHTServer,
-		Validators: map[string]p2p.Validator{keypkgdir.Namespace: keypkgdir.Validator{Options: validation}},
+		Validators: map[string]p2p.Validator{keypkgdir.Namespace: directoryValidator},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 			t.Fatalf("%s publishing KeyPackages: %v", m.name, err)
 		}
 	}
-	dir := &keypkgdir.Directory{DHT: alice.host, Validator: keypkgdir.Validator{Options: validation}}
+	dir := &keypkgdir.Directory{DHT: alice.host, Validator: directoryValidator}
 	bobKP, err := dir.Fetch(ctx, bob.id)
 	if err != nil {
 		t.Fatalf("fetching bob's KeyPackage: %v", err)

@@ -49,6 +49,11 @@ var validation = mlsgroup.ValidationOptions{
 	},
 }
 
+// directoryValidator is every node's validator for the KeyPackage
+// directory: it accepts only the suite the nodes use, so that no one can
+// make them verify records of costlier ones.
+var directoryValidator = keypkgdir.Validator{Options: validation, Suites: []mlsgroup.CipherSuite{mlsgroup.DefaultCipherSuite}}
+
 // member is one node: a data directory with its store, the identities kept
 // in it, and, while online, a host. Its group state is replaced only after
 // the state that follows has been committed to the store.
@@ -184,7 +189,7 @@ func (m *member) start(ctx context.Context, bootstrap []string, done func(p2p.Pe
 		BootstrapPeers:  bootstrap,
 		DHTMode:         p2p.DHTServer,
 		Datastore:       m.st.Datastore(),
-		Validators:      map[string]p2p.Validator{keypkgdir.Namespace: keypkgdir.Validator{Options: validation}},
+		Validators:      map[string]p2p.Validator{keypkgdir.Namespace: directoryValidator},
 		WelcomeHandler:  m.handleWelcome,
 		WelcomeStore:    outbox{m.st},
 		WelcomeDone:     done,
