@@ -104,7 +104,8 @@ type Config struct {
 	Datastore datastore.Batching
 	// Validators maps DHT key namespaces (the part between the first two
 	// slashes, "spacepanda-kp" for /spacepanda-kp/...) to their validator.
-	// Keys of other namespaces are refused.
+	// Keys of every other namespace, IPFS's pk and ipns among them, are
+	// refused.
 	Validators map[string]Validator
 	// MaxRecordAge is how long a DHT node keeps a record it was handed;
 	// owners must republish within it. Zero means 48 hours.
@@ -145,10 +146,22 @@ type Config struct {
 	// SyncPageLimit caps the entries of one sync page, asked and served;
 	// zero means 128.
 	SyncPageLimit int
+	// MaxSyncPages caps the pages one Sync call fetches, so that a peer
+	// cannot keep it paging for ever; past it Sync fails with ErrTooLarge,
+	// and another call resumes from the last cursor it handed over. Zero
+	// means 1024, which at the default SyncPageLimit is 131,072 entries.
+	MaxSyncPages int
 
 	// StreamTimeout bounds one exchange on a stream protocol; zero means
 	// 30 seconds.
 	StreamTimeout time.Duration
+	// MaxPeerStreams caps the Welcome streams, and separately the sync
+	// streams, that one peer may have open to this host at once; streams
+	// beyond it are reset. Each open Welcome stream holds what the peer
+	// sent of its Welcome, up to MaxWelcomeSize, for up to StreamTimeout.
+	// Zero means 4, which a peer that sends its Welcomes and syncs its
+	// channels one at a time does not reach.
+	MaxPeerStreams int
 
 	// Logger receives the host's logs, tagged with its peer ID; nil
 	// discards them. Levels: Debug for per-message events, Info for peers
@@ -206,9 +219,14 @@ func (c Config) validate() (*config, error) {
 	setDefault(&cfg.WelcomeRetryMax, time.Minute)
 	setDefault(&cfg.MailboxInterval, 10*time.Minute)
 	setDefault(&cfg.SyncPageLimit, 128)
+	setDefault(&cfg.MaxSyncPages, 1024)
 	setDefault(&cfg.StreamTimeout, 30*time.Second)
+	setDefault(&cfg.MaxPeerStreams, 4)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 {
+		return nil, fmt.Errorf("%w: MaxSyncPages %d or MaxPeerStreams %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams)
 	}
 	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {
 		return nil, fmt.Errorf("%w: DHTMode %d", ErrConfig, cfg.DHTMode)

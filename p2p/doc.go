@@ -24,8 +24,9 @@
 //  4. Queues each Welcome with QueueWelcome; the outbox delivers it when
 //     the invitee is reachable and retries, across restarts when a
 //     WelcomeStore is set, until the invitee acknowledges it or it expires.
-//  5. After being away, calls Sync on a member for each channel, resuming
-//     from the last cursor it persisted.
+//  5. After being away, calls Sync on a member for each channel, one
+//     channel at a time, resuming from the last cursor it persisted (also
+//     when Sync stops at MaxSyncPages with ErrTooLarge).
 //  6. Calls Close once; it ends every goroutine p2p started.
 //
 // # Wire

@@ -17,7 +17,8 @@ var (
 	// ErrMessageRejected: Publish of a message the channel's validator
 	// rejects or that is too large.
 	ErrMessageRejected = errors.New("p2p: message rejected")
-	// ErrTooLarge: a Welcome, sync entry or page over its size limit.
+	// ErrTooLarge: a Welcome, sync entry or page over its size limit, or
+	// a Sync longer than MaxSyncPages pages.
 	ErrTooLarge = errors.New("p2p: too large")
 	// ErrWelcomeRejected: the invitee refused the Welcome; the error is a
 	// *RefusedError carrying its reason.
@@ -29,7 +30,7 @@ var (
 	// *RefusedError carrying its reason.
 	ErrSyncRefused = errors.New("p2p: sync refused")
 	// ErrProtocol: a peer broke a stream protocol (bad framing, a cursor
-	// that does not advance, ...).
+	// that comes round again, ...).
 	ErrProtocol = errors.New("p2p: protocol violation")
 )
 

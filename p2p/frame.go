@@ -59,18 +59,33 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 	return 0, fmt.Errorf("%w: varint longer than %d bytes", ErrProtocol, binary.MaxVarintLen64)
 }
 
-// readFrame reads one frame of at most limit bytes.
+// frameChunk is the buffer a frame starts with before its bytes arrive.
+const frameChunk = 4 << 10
+
+// readFrame reads one frame of at most limit bytes. Its buffer grows as the
+// bytes arrive, doubling up to the announced length, never to that length
+// at once: a length prefix costs the peer a few bytes, and a peer that
+// announced a large frame on many streams and sent nothing more would
+// otherwise hold the whole of each until the streams time out.
 func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := readUvarint(r)
+	v, err := readUvarint(r)
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, limit)
+	if v > uint64(limit) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, v, limit)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, protocolError(err)
+	n := int(v)
+	b := make([]byte, 0, min(n, frameChunk))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = append(make([]byte, 0, min(2*cap(b), n)), b...)
+		}
+		k, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			return nil, protocolError(err)
+		}
 	}
 	return b, nil
 }
@@ -123,6 +138,17 @@ func readStatus(r *bufio.Reader, kind error) error {
 		return &RefusedError{Kind: kind, Reason: string(reason)}
 	}
 	return fmt.Errorf("%w: status %d", ErrProtocol, st)
+}
+
+// ended reports whether ctx has ended, waiting for it once its deadline has
+// passed: streams take their deadline from their context, and a stream may
+// reach it, and fail as if the peer were at fault, a moment before the
+// context does.
+func ended(ctx context.Context) bool {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
+	}
+	return ctx.Err() != nil
 }
 
 // setDeadline bounds a stream by ctx's deadline, or by d from now.

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -66,6 +67,9 @@ type Host struct {
 	wg     sync.WaitGroup // goroutines started by the Host
 	once   sync.Once
 
+	// Inbound streams by peer, each protocol held to MaxPeerStreams.
+	welcomeStreams, syncStreams peerStreams
+
 	mu       sync.Mutex // guards the fields below; never held while calling out
 	channels map[string]*Channel
 	scores   map[peer.ID]float64
@@ -81,6 +85,8 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 		return nil, err
 	}
 	h = &Host{cfg: cfg, channels: make(map[string]*Channel), scores: make(map[peer.ID]float64)}
+	h.welcomeStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
+	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -172,9 +178,14 @@ func (h *Host) startDHT() error {
 	if len(cfg.bootstrap) > 0 {
 		opts = append(opts, dht.BootstrapPeers(cfg.bootstrap...))
 	}
+	// dht.NamespacedValidator would add to kad-dht's default validator,
+	// which then gains the IPFS namespaces pk and ipns: any peer could
+	// store records there. Our own validator holds only the configured ones.
+	validator := make(record.NamespacedValidator, len(cfg.Validators))
 	for ns, v := range cfg.Validators {
-		opts = append(opts, dht.NamespacedValidator(ns, v))
+		validator[ns] = v
 	}
+	opts = append(opts, dht.Validator(validator))
 	var err error
 	if h.dht, err = dht.New(h.host, opts...); err != nil {
 		return fmt.Errorf("p2p: starting DHT: %w", err)
@@ -336,6 +347,40 @@ func (h *Host) streamContext(ctx context.Context) (context.Context, context.Canc
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StreamTimeout)
 	stop := context.AfterFunc(h.ctx, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// peerStreams counts one protocol's inbound streams by peer, to hold each
+// peer to max of them at once.
+type peerStreams struct {
+	max  int
+	mu   sync.Mutex
+	open map[peer.ID]int
+}
+
+// acquire counts a stream from p, or returns false when p has max open.
+func (c *peerStreams) acquire(p peer.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[p] >= c.max {
+		return false
+	}
+	c.open[p]++
+	return true
+}
+
+// release uncounts a stream acquire counted.
+func (c *peerStreams) release(p peer.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[p]--; c.open[p] == 0 {
+		delete(c.open, p)
+	}
+}
+
+func (c *peerStreams) count(p peer.ID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open[p]
 }
 
 // mdnsNotifee connects to the peers mDNS finds.

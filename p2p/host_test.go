@@ -9,6 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 )
 
@@ -75,6 +82,73 @@ func TestDHTValues(t *testing.T) {
 	}
 }
 
+// TestDHTRefusesIPFSNamespaces: a peer running kad-dht's defaults, which
+// take IPFS's pk and ipns namespaces, cannot make a host store a public key
+// record under /pk/, while a record in a configured namespace is stored and
+// served.
+func TestDHTRefusesIPFSNamespaces(t *testing.T) {
+	t.Parallel()
+	ds := dssync.MutexWrap(datastore.NewMapDatastore())
+	cfg := testConfig(t)
+	cfg.Validators = map[string]Validator{"test": versionValidator{}}
+	cfg.Datastore = ds
+	target := newHost(t, cfg)
+
+	key, other := identity(t)
+	lh, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(loopbackAddrs[0]), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lh.Close() })
+	foreign, err := dht.New(lh, dht.ProtocolPrefix(DHTProtocolPrefix), dht.Mode(dht.ModeServer),
+		dht.NamespacedValidator("test", versionValidator{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { foreign.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := lh.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the target in the routing table", func() bool { return foreign.RoutingTable().Find(target.ID()) != "" })
+
+	pub, err := crypto.MarshalPublicKey(key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkKey := routing.KeyForPublicKey(other)
+	if err := foreign.PutValue(ctx, pkKey, pub); err != nil {
+		t.Logf("putting %q: %v", pkKey, err)
+	}
+	if err := foreign.PutValue(ctx, "/test/a", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	stored := func(prefix string) bool {
+		res, err := ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := res.Rest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries) > 0
+	}
+	if !stored("/test") {
+		t.Fatal("the record in a configured namespace was not stored")
+	}
+	if v, err := target.GetValue(ctx, "/test/a"); err != nil || string(v) != "v1" {
+		t.Fatalf("the record in a configured namespace: %q, %v", v, err)
+	}
+	if stored("/pk") {
+		t.Error("the record under /pk/ was stored")
+	}
+	if v, err := target.GetValue(ctx, pkKey); err == nil {
+		t.Errorf("the target serves %q: %x", pkKey, v)
+	}
+}
+
 // waitForRoutingTables waits until every host's DHT routing table holds
 // every other host.
 func waitForRoutingTables(tb testing.TB, hosts []*Host) {
@@ -106,6 +180,8 @@ func TestConfigValidate(t *testing.T) {
 		{"watermarks", Config{Identity: id, ConnLow: 10, ConnHigh: 5}, "ConnLow"},
 		{"DHT mode", Config{Identity: id, DHTMode: 7}, "DHTMode"},
 		{"message size", Config{Identity: id, MaxMessageSize: 1 << 30}, "MaxMessageSize"},
+		{"sync pages", Config{Identity: id, MaxSyncPages: -1}, "MaxSyncPages -1"},
+		{"peer streams", Config{Identity: id, MaxPeerStreams: -1}, "MaxPeerStreams -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.cfg.validate()
@@ -118,7 +194,8 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.listen) != len(DefaultListenAddrs) || cfg.MaxRecordAge != 48*time.Hour || cfg.Logger == nil {
+	if len(cfg.listen) != len(DefaultListenAddrs) || cfg.MaxRecordAge != 48*time.Hour || cfg.Logger == nil ||
+		cfg.MaxSyncPages != 1024 || cfg.MaxPeerStreams != 4 {
 		t.Fatalf("defaults not filled: %+v", cfg)
 	}
 }

@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 
@@ -47,17 +46,30 @@ type SyncProvider func(ctx context.Context, from peer.ID, channel, after []byte,
 // cursor after (nil for all of them), in order, page by page, calling each
 // for every entry until the log is exhausted. Persisting each entry's
 // cursor as each returns lets a later Sync resume where this one stopped.
-// An error from each stops Sync and is returned.
+// An error from each stops Sync and is returned. Sync fetches at most
+// MaxSyncPages pages and then fails with ErrTooLarge; a page that ends on
+// a cursor Sync has already passed is ErrProtocol; when ctx ends first, the
+// error wraps ctx.Err().
 func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each func(SyncEntry) error) error {
 	if len(channel) > maxChannelID || len(after) > maxCursor {
 		return fmt.Errorf("%w: channel ID or cursor", ErrTooLarge)
 	}
 	if err := h.ConnectPeer(ctx, p); err != nil {
+		if ended(ctx) {
+			return fmt.Errorf("p2p: sync from %s: %w", p, ctx.Err())
+		}
 		return err
 	}
-	for {
+	// A cursor seen before means the peer leads Sync round in a circle,
+	// which the page cap would end only after many pages. At most
+	// MaxSyncPages cursors of maxCursor bytes.
+	passed := map[string]bool{string(after): true}
+	for range h.cfg.MaxSyncPages {
 		page, end, err := h.syncPage(ctx, p, channel, after)
 		if err != nil {
+			if ended(ctx) {
+				return fmt.Errorf("p2p: sync from %s: %w", p, ctx.Err())
+			}
 			return err
 		}
 		for _, e := range page {
@@ -68,12 +80,13 @@ func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each 
 		if end || len(page) == 0 {
 			return nil
 		}
-		next := page[len(page)-1].Cursor
-		if bytes.Equal(next, after) {
-			return fmt.Errorf("%w: sync from %s: cursor did not advance", ErrProtocol, p)
+		after = page[len(page)-1].Cursor
+		if passed[string(after)] {
+			return fmt.Errorf("%w: sync from %s: cursor %x came round again", ErrProtocol, p, after)
 		}
-		after = next
+		passed[string(after)] = true
 	}
+	return fmt.Errorf("%w: sync from %s: over %d pages", ErrTooLarge, p, h.cfg.MaxSyncPages)
 }
 
 // syncPage runs one request.
@@ -185,6 +198,12 @@ func readSyncPage(r *bufio.Reader, maxEntries, maxData, maxBytes int) (page []Sy
 
 func (h *Host) handleSync(s network.Stream) {
 	from := s.Conn().RemotePeer()
+	if !h.syncStreams.acquire(from) {
+		h.log.Warn("too many sync streams", "remote", from.String(), "max", h.cfg.MaxPeerStreams)
+		s.Reset()
+		return
+	}
+	defer h.syncStreams.release(from)
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
 	setDeadline(ctx, s, h.cfg.StreamTimeout)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -184,5 +185,100 @@ func TestSyncPageBounds(t *testing.T) {
 	}
 	if n != 8 || calls != 2 {
 		t.Fatalf("got %d entries in %d pages, want 8 in 2", n, calls)
+	}
+}
+
+// endlessLog serves full pages for ever, each ending on the cursor next
+// gives for the one asked after, and counts the pages served.
+type endlessLog struct {
+	mu    sync.Mutex
+	pages int
+	next  func(after []byte) []byte
+	wait  time.Duration // before each page
+}
+
+func (l *endlessLog) provide(ctx context.Context, _ peer.ID, _, after []byte, limit int) ([]SyncEntry, error) {
+	select {
+	case <-time.After(l.wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pages++
+	page := make([]SyncEntry, limit)
+	for i := range page {
+		page[i] = SyncEntry{Cursor: []byte(fmt.Sprintf("%d.%d", l.pages, i)), Data: []byte("x")}
+	}
+	page[limit-1].Cursor = l.next(after)
+	return page, nil
+}
+
+// countUp gives the cursors 1, 2, 3, ...
+func countUp(after []byte) []byte {
+	n, _ := strconv.Atoi(string(after))
+	return strconv.AppendInt(nil, int64(n+1), 10)
+}
+
+func (l *endlessLog) served() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pages
+}
+
+// TestSyncEndsOnEndlessLogs: a peer whose cursors go round a circle is
+// caught when one comes round again, and one whose cursors never repeat
+// is cut off after MaxSyncPages pages, long before ctx ends.
+func TestSyncEndsOnEndlessLogs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		next  func(after []byte) []byte
+		want  error
+		pages int
+	}{
+		{"cursors A, B, A", func(after []byte) []byte {
+			if string(after) == "A" {
+				return []byte("B")
+			}
+			return []byte("A")
+		}, ErrProtocol, 3},
+		{"cursors never repeat", countUp, ErrTooLarge, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			log := &endlessLog{next: tc.next}
+			hosts := newHosts(t, 2, func(i int, cfg *Config) {
+				cfg.SyncProvider = log.provide
+				cfg.SyncPageLimit = 4
+				cfg.MaxSyncPages = 5
+			})
+			connect(t, hosts[0], hosts[1])
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			n := 0
+			err := hosts[0].Sync(ctx, hosts[1].ID(), testChannel, nil, func(SyncEntry) error { n++; return nil })
+			if !errors.Is(err, tc.want) || ctx.Err() != nil {
+				t.Fatalf("sync: %v, want %v before ctx ends", err, tc.want)
+			}
+			if n != 4*tc.pages || log.served() != tc.pages {
+				t.Fatalf("got %d entries of %d pages served, want %d pages", n, log.served(), tc.pages)
+			}
+		})
+	}
+}
+
+// TestSyncContextEnds: a Sync that ctx's deadline cuts off mid-page fails
+// with ctx's error, not as if the peer had broken the protocol.
+func TestSyncContextEnds(t *testing.T) {
+	t.Parallel()
+	log := &endlessLog{next: countUp, wait: 5 * time.Second}
+	hosts := newHosts(t, 2, func(i int, cfg *Config) { cfg.SyncProvider = log.provide })
+	connect(t, hosts[0], hosts[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := hosts[0].Sync(ctx, hosts[1].ID(), testChannel, nil, func(SyncEntry) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrProtocol) {
+		t.Fatalf("sync past ctx's deadline: %v, want context.DeadlineExceeded", err)
 	}
 }

@@ -31,13 +31,26 @@ const welcomeProtocol = protocol.ID("/spacepanda/welcome/1.0.0")
 // error matching ErrWelcomeRejected if the invitee refused it, and any other
 // error when it could not be delivered; QueueWelcome retries those.
 func (h *Host) SendWelcome(ctx context.Context, to peer.ID, welcome []byte) error {
+	return h.sendWelcome(ctx, context.Background(), to, welcome)
+}
+
+// sendWelcome is SendWelcome whose search for the invitee also ends when
+// interrupt does; if the invitee is connected by then, the Welcome goes
+// over that connection. Once the stream is open, only ctx ends it.
+func (h *Host) sendWelcome(ctx, interrupt context.Context, to peer.ID, welcome []byte) error {
 	if len(welcome) > h.cfg.MaxWelcomeSize {
 		return fmt.Errorf("%w: Welcome of %d bytes, limit %d", ErrTooLarge, len(welcome), h.cfg.MaxWelcomeSize)
 	}
 	ctx, cancel := h.streamContext(ctx)
 	defer cancel()
-	if err := h.ConnectPeer(ctx, to); err != nil {
-		return err
+	reach, stopReach := context.WithCancel(ctx)
+	defer stopReach()
+	stop := context.AfterFunc(interrupt, stopReach)
+	defer stop()
+	if err := h.ConnectPeer(reach, to); err != nil {
+		if interrupt.Err() == nil || h.host.Network().Connectedness(to) != network.Connected {
+			return err
+		}
 	}
 	s, err := h.host.NewStream(ctx, to, welcomeProtocol)
 	if err != nil {
@@ -60,8 +73,14 @@ func (h *Host) SendWelcome(ctx context.Context, to peer.ID, welcome []byte) erro
 }
 
 func (h *Host) handleWelcome(s network.Stream) {
-	defer s.Close()
 	from := s.Conn().RemotePeer()
+	if !h.welcomeStreams.acquire(from) {
+		h.log.Warn("too many Welcome streams", "remote", from.String(), "max", h.cfg.MaxPeerStreams)
+		s.Reset()
+		return
+	}
+	defer h.welcomeStreams.release(from)
+	defer s.Close()
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
 	setDeadline(ctx, s, h.cfg.StreamTimeout)
@@ -149,8 +168,10 @@ func parsePendingWelcome(data []byte) (*PendingWelcome, error) {
 // connects, and meanwhile retries with growing delays (up to
 // WelcomeRetryMax), looking the invitee up in the DHT; it also leaves a
 // mailbox hint in the DHT, so that the invitee, when it comes online, finds
-// and connects to this host. It stops when the invitee acknowledges or
-// refuses the Welcome, or when it expires, and reports which to WelcomeDone.
+// and connects to this host; the hint tells anyone who asks that this host
+// has a Welcome for the invitee (see mailboxKey). It stops when the invitee
+// acknowledges or refuses the Welcome, or when it expires, and reports
+// which to WelcomeDone.
 func (h *Host) QueueWelcome(w PendingWelcome) error {
 	switch {
 	case h.ctx.Err() != nil:
@@ -197,11 +218,14 @@ type pending struct {
 	delay    time.Duration // the last delay between attempts
 	busy     bool          // an attempt is running
 	tryAgain bool          // the invitee connected during the attempt
-	// cancel ends the running attempt. A connection from the invitee
-	// cancels it: the attempt may be stuck dialling an address the invitee
-	// no longer has (a QUIC handshake to a dead address takes seconds to
-	// time out), while the fresh connection can carry the Welcome at once.
-	cancel context.CancelFunc
+	// interrupt cuts short the running attempt's search for the invitee
+	// when the invitee connects: the attempt may be stuck dialling an
+	// address the invitee no longer has (a QUIC handshake to a dead
+	// address takes seconds to time out), while the fresh connection can
+	// carry the Welcome at once. It does not stop a Welcome being sent:
+	// the connection may be the attempt's own dial, and cutting off a
+	// transfer the invitee already took would deliver the Welcome twice.
+	interrupt context.CancelFunc
 }
 
 type attempt struct {
@@ -290,7 +314,7 @@ func (o *outbox) loop() {
 				if p.w.To == e.Peer {
 					p.next, p.tryAgain = time.Time{}, true
 					if p.busy {
-						p.cancel()
+						p.interrupt()
 					}
 				}
 			}
@@ -328,12 +352,12 @@ func (o *outbox) schedule(running *int) time.Time {
 			want[p.w.To] = true
 		}
 		if !p.next.After(now) {
-			ctx, cancel := context.WithCancel(o.h.ctx)
-			p.busy, p.tryAgain, p.cancel = true, false, cancel
+			interrupt, cancel := context.WithCancel(context.Background())
+			p.busy, p.tryAgain, p.interrupt = true, false, cancel
 			*running++
 			to, welcome := p.w.To, p.w.Welcome
 			o.h.wg.Go(func() {
-				err := o.h.SendWelcome(ctx, to, welcome)
+				err := o.h.sendWelcome(o.h.ctx, interrupt, to, welcome)
 				cancel()
 				o.results <- attempt{id, err}
 			})
@@ -373,12 +397,13 @@ func (o *outbox) finishAttempt(r attempt) {
 	if !ok {
 		return
 	}
-	p.busy, p.cancel = false, nil
+	p.busy, p.interrupt = false, nil
 	switch {
 	case r.err == nil || errors.Is(r.err, ErrWelcomeRejected):
 		o.finish(r.id, p, r.err)
 	case p.tryAgain:
 		p.next = time.Time{}
+		o.h.log.Debug("Welcome not delivered yet", "to", p.w.To.String(), "retry", time.Duration(0), "err", r.err)
 	default:
 		p.delay = min(max(2*p.delay, welcomeRetryMin), o.h.cfg.WelcomeRetryMax)
 		p.next = time.Now().Add(p.delay)
@@ -414,9 +439,11 @@ func earliest(t time.Time, ts ...time.Time) time.Time {
 }
 
 // mailboxKey is the DHT provider key under which hosts holding Welcomes for
-// p announce themselves. Whoever can look at it learns that some host has
-// something for p; the same peers already saw that host fetch p's
-// KeyPackages from p's own DHT key, so it tells them nothing new.
+// p announce themselves. It leaks: anyone who knows p's peer ID, which is
+// public, can look it up for as long as the provider record lives (48 hours
+// after its last renewal, so past the Welcome's delivery) and learn which
+// hosts hold a Welcome for p, that is, who is adding p to a group, though
+// not to which group. The README's outbox section says more.
 func mailboxKey(p peer.ID) cid.Cid {
 	sum := sha256.Sum256(append([]byte("spacepanda mailbox\x00"), p...))
 	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -308,5 +309,73 @@ func TestPendingWelcomeEncoding(t *testing.T) {
 		if _, err := parsePendingWelcome(enc[:i]); err == nil {
 			t.Fatalf("truncated to %d bytes: parsed", i)
 		}
+	}
+}
+
+// logRecorder is a slog.Handler that keeps the messages logged.
+type logRecorder struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newLogRecorder() logRecorder { return logRecorder{mu: new(sync.Mutex), msgs: new([]string)} }
+
+func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.msgs = append(*l.msgs, r.Message)
+	return nil
+}
+
+func (l logRecorder) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range *l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWelcomeFirstAttemptDelivers: a Welcome queued for an invitee that is
+// not connected but can be dialled is delivered, once, by the first
+// attempt, which the connection its own dial makes does not cut short.
+func TestWelcomeFirstAttemptDelivers(t *testing.T) {
+	t.Parallel()
+	for round := range 5 {
+		logs, results, in := newLogRecorder(), newOutcomes(), newInbox()
+		hosts := newHosts(t, 2, func(i int, cfg *Config) {
+			if i == 0 {
+				cfg.Logger, cfg.WelcomeDone = slog.New(logs), results.done
+			} else {
+				cfg.WelcomeHandler = in.handle
+			}
+		})
+		inviter, invitee := hosts[0], hosts[1]
+		inviter.host.Peerstore().AddAddrs(invitee.ID(), invitee.host.Addrs(), time.Hour)
+		err := inviter.QueueWelcome(PendingWelcome{ID: []byte("w"), To: invitee.ID(), Welcome: []byte("welcome"), Expires: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := results.wait(t, 10*time.Second); err != nil {
+			t.Fatalf("round %d: WelcomeDone: %v", round, err)
+		}
+		if n := logs.count("Welcome not delivered yet"); n > 0 {
+			t.Fatalf("round %d: %d failed attempts before the Welcome was delivered", round, n)
+		}
+		in.mu.Lock()
+		got := len(in.got)
+		in.mu.Unlock()
+		if got != 1 {
+			t.Fatalf("round %d: the invitee got the Welcome %d times", round, got)
+		}
+		inviter.Close()
+		invitee.Close()
 	}
 }
