@@ -33,7 +33,8 @@ const (
 // MessageValidator judges a channel message before it is delivered or
 // forwarded. from is the peer that handed it over, not its author: channel
 // messages carry no author. It runs concurrently for many messages and must
-// return promptly; ctx ends when gossipsub gives up on it.
+// return promptly: ctx ends after Config.ValidateTimeout, and a verdict
+// returned after that counts as Ignore.
 type MessageValidator func(ctx context.Context, from peer.ID, data []byte) Verdict
 
 // Message is a channel message delivered to the host.
@@ -203,7 +204,11 @@ func (c *Channel) join(validate MessageValidator) error {
 		if validate == nil {
 			return pubsub.ValidationAccept
 		}
-		switch validate(ctx, from, m.Data) {
+		verdict := validate(ctx, from, m.Data)
+		if ctx.Err() != nil {
+			return pubsub.ValidationIgnore
+		}
+		switch verdict {
 		case Accept:
 			return pubsub.ValidationAccept
 		case Ignore:
@@ -212,7 +217,7 @@ func (c *Channel) join(validate MessageValidator) error {
 			return pubsub.ValidationReject
 		}
 	}
-	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v)); err != nil {
+	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v), pubsub.WithValidatorTimeout(h.cfg.ValidateTimeout)); err != nil {
 		return fmt.Errorf("p2p: channel %s: validator: %w", c.name, err)
 	}
 	var err error

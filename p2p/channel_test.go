@@ -275,3 +275,51 @@ func TestChannelLimits(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestSlowValidatorTimesOut is a validator stuck on one message: its
+// context must end after ValidateTimeout, its late verdict must not count
+// (the message is not delivered), and the channel must go on delivering.
+func TestSlowValidatorTimesOut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	hosts := newHosts(t, 2, func(_ int, cfg *Config) { cfg.ValidateTimeout = timeout })
+	connect(t, hosts[0], hosts[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ended := make(chan time.Duration, 1)
+	slow := func(ctx context.Context, _ peer.ID, data []byte) Verdict {
+		if strings.HasPrefix(string(data), "slow:") {
+			start := time.Now()
+			select {
+			case <-ctx.Done():
+				ended <- time.Since(start)
+			case <-time.After(10 * time.Second):
+			}
+		}
+		return Accept
+	}
+	b, err := hosts[1].JoinChannel(testChannel, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(ctx, b)
+	a, err := hosts[0].JoinChannel(testChannel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, []byte("slow:1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-ended:
+		t.Logf("validator's context ended after %s", d)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck validator's context did not end")
+	}
+	if err := a.Publish(ctx, []byte("ok:2")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the message after the stuck one", func() bool { return col.has("ok:2") })
+	if col.has("slow:1") {
+		t.Error("a verdict returned after the timeout was counted")
+	}
+}

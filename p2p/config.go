@@ -122,6 +122,11 @@ type Config struct {
 	// ScoreInterval is how often PeerScore's snapshot is refreshed; zero
 	// means 5 seconds.
 	ScoreInterval time.Duration
+	// ValidateTimeout bounds a channel's MessageValidator on one message:
+	// past it the validator's context ends and its verdict, however late,
+	// counts as Ignore, so that a stuck validator cannot hold gossipsub's
+	// validation slots. Zero means 2 seconds.
+	ValidateTimeout time.Duration
 
 	// WelcomeHandler receives Welcomes; nil means the host does not serve
 	// /spacepanda/welcome/1.0.0.
@@ -215,6 +220,7 @@ func (c Config) validate() (*config, error) {
 		return nil, fmt.Errorf("%w: MaxMessageSize %d above the sync page size %d", ErrConfig, cfg.MaxMessageSize, maxSyncPageSize)
 	}
 	setDefault(&cfg.PublishWait, 5*time.Second)
+	setDefault(&cfg.ValidateTimeout, 2*time.Second)
 	setDefault(&cfg.ScoreInterval, 5*time.Second)
 	setDefault(&cfg.WelcomeRetryMax, time.Minute)
 	setDefault(&cfg.MailboxInterval, 10*time.Minute)
