@@ -836,7 +836,14 @@ func TestMLSCrashRecovery(t *testing.T) {
 	dir := filepath.Join(root, "node")
 	script := filepath.Join(root, mlsScriptFile)
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if env := os.Getenv("SPACEPANDA_CRASH_SEED"); env != "" {
+		// Replays a run's kills as closely as timing allows.
+		var err error
+		if seed, err = strconv.ParseUint(env, 10, 64); err != nil {
+			t.Fatalf("SPACEPANDA_CRASH_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (replay with SPACEPANDA_CRASH_SEED)", seed)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	w, err := newMLSWorkload(rand.New(rand.NewPCG(seed, 4)))
 	if err != nil {

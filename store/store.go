@@ -295,28 +295,31 @@ func readOwner(dir string) int {
 // disk. LevelDB opens tables lazily, so without this a truncated table
 // would surface only when a read reaches it.
 func (s *Store) checkTableFiles() error {
-	prop, err := s.db.GetProperty("leveldb.sstables")
+	tables, err := s.listTables()
 	if err != nil {
-		return translate(s.dir, "list tables", err)
+		return err
 	}
-	for line := range strings.Lines(prop) {
-		// Lines are "num:size[min .. max]" or "--- level N ---".
-		numStr, rest, ok := strings.Cut(line, ":")
-		if !ok || strings.HasPrefix(line, "---") {
-			continue
-		}
-		sizeStr, _, _ := strings.Cut(rest, "[")
-		num, err1 := strconv.ParseInt(numStr, 10, 64)
-		size, err2 := strconv.ParseInt(sizeStr, 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
+	for num, size := range tables {
 		name := fmt.Sprintf("%06d.ldb", num)
 		fi, err := os.Stat(filepath.Join(s.dir, name))
 		if errors.Is(err, os.ErrNotExist) {
 			// LevelDB's older name for the same file.
 			name = fmt.Sprintf("%06d.sst", num)
 			fi, err = os.Stat(filepath.Join(s.dir, name))
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			// LevelDB compacts in the background from the moment it
+			// opens, and deletes the tables a compaction replaced: a
+			// table missing now may just be one the listing was too
+			// early for. Only one the current version still lists is
+			// lost.
+			now, lerr := s.listTables()
+			if lerr != nil {
+				return lerr
+			}
+			if _, listed := now[num]; !listed {
+				continue
+			}
 		}
 		switch {
 		case err != nil:
@@ -326,6 +329,30 @@ func (s *Store) checkTableFiles() error {
 		}
 	}
 	return nil
+}
+
+// listTables returns the size of every table in LevelDB's current
+// version, by number.
+func (s *Store) listTables() (map[int64]int64, error) {
+	prop, err := s.db.GetProperty("leveldb.sstables")
+	if err != nil {
+		return nil, translate(s.dir, "list tables", err)
+	}
+	tables := make(map[int64]int64)
+	for line := range strings.Lines(prop) {
+		// Lines are "num:size[min .. max]" or "--- level N ---".
+		numStr, rest, ok := strings.Cut(line, ":")
+		if !ok || strings.HasPrefix(line, "---") {
+			continue
+		}
+		sizeStr, _, _ := strings.Cut(rest, "[")
+		num, err1 := strconv.ParseInt(numStr, 10, 64)
+		size, err2 := strconv.ParseInt(sizeStr, 10, 64)
+		if err1 == nil && err2 == nil {
+			tables[num] = size
+		}
+	}
+	return tables, nil
 }
 
 // verify reads every entry outside the message log and the DHT namespace,
