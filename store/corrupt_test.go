@@ -259,3 +259,57 @@ func TestDamagedJournal(t *testing.T) {
 		t.Fatalf("Recover = %+v, %v", res, err)
 	}
 }
+
+// TestOpenSurvivesCompactionDuringTableCheck runs a compaction that
+// replaces a table between Open's listing of the tables and its look at
+// each file, as LevelDB's background compaction may on its own right after
+// opening: the replaced table is gone, and that is not corruption.
+func TestOpenSurvivesCompactionDuringTableCheck(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, nil)
+	for i := range 100 {
+		if err := s.db.Put([]byte{nsLog, byte(i)}, make([]byte, 100), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.CompactRange(util.Range{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.listTables()
+	if err != nil || len(before) == 0 {
+		t.Fatalf("no tables to replace: %v, %v", before, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	replaced := false
+	afterTableListing = func(s *Store) {
+		afterTableListing = func(*Store) {}
+		if err := s.db.Put([]byte{nsLog, 0}, []byte("newer"), nil); err != nil {
+			t.Error(err)
+		}
+		if err := s.db.CompactRange(util.Range{}); err != nil {
+			t.Error(err)
+		}
+		s.awaitObsoleteFiles()
+		now, err := s.listTables()
+		if err != nil {
+			t.Error(err)
+		}
+		for num := range before {
+			if _, ok := now[num]; !ok {
+				replaced = true
+			}
+		}
+	}
+	defer func() { afterTableListing = func(*Store) {} }()
+	s2, err := Open(dir, testOptions())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s2.Close()
+	if !replaced {
+		t.Fatal("the compaction replaced no listed table; the test proves nothing")
+	}
+}
