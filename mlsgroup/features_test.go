@@ -8,7 +8,6 @@ import (
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/framing"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
-	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
 // TestExternalJoin: a joiner commits itself into the group from a
@@ -575,23 +574,11 @@ func externalProposal(t *testing.T, g *Group, signer *Signer, p *mls.Proposal) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := f.Sign(mls.WireFormatPublicMessage, &mls.FramedContent{
+	return publicMessage(t, f, &mls.FramedContent{
 		GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch,
 		Sender:      mls.Sender{Type: mls.SenderExternal, SenderIndex: 0},
 		ContentType: mls.ContentProposal, Proposal: p,
-	}, signer.priv.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := f.ProtectPublic(ac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := wire.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatPublicMessage, PublicMessage: pm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
+	}, signer.priv.Bytes(), nil)
 }
 
 // TestWelcomeWithPathSecret: a commit that adds members and carries a path

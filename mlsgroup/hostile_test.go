@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/framing"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/ratchettree"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
@@ -39,6 +40,26 @@ func bindIdentities(t *testing.T, members ...*member) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// publicMessage signs content with priv as a PublicMessage of f's epoch,
+// with confirmation tag tag (for a commit), and encodes it.
+func publicMessage(t *testing.T, f *framing.Epoch, content *mls.FramedContent, priv, tag []byte) []byte {
+	t.Helper()
+	ac, err := f.Sign(mls.WireFormatPublicMessage, content, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.Auth.ConfirmationTag = tag
+	pm, err := f.ProtectPublic(ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := wire.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatPublicMessage, PublicMessage: pm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
 }
 
 // TestForgedResyncDoesNotEvict is an outsider's external commit that
@@ -123,19 +144,7 @@ func TestCommitPathDuplicateSignatureKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := f.Sign(mls.WireFormatPublicMessage, &m.PublicMessage.Content, bob2.signer.priv.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac.Auth.ConfirmationTag = m.PublicMessage.Auth.ConfirmationTag
-	pm, err := f.ProtectPublic(ac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := wire.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatPublicMessage, PublicMessage: pm})
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg := publicMessage(t, f, &m.PublicMessage.Content, bob2.signer.priv.Bytes(), m.PublicMessage.Auth.ConfirmationTag)
 	if _, err := alice.g.Process(msg); !errors.Is(err, ErrInvalidCommit) || !errors.Is(err, ratchettree.ErrDuplicateKey) {
 		t.Fatalf("err = %v, want ErrInvalidCommit for a duplicate key", err)
 	}
@@ -206,23 +215,12 @@ func TestSenderLeafIndexOutOfRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := f.Sign(mls.WireFormatPublicMessage, &mls.FramedContent{
+	msg := publicMessage(t, f, &mls.FramedContent{
 		GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch,
 		Sender:      mls.Sender{Type: mls.SenderMember, LeafIndex: 1<<31 + uint32(alice.g.own)},
 		ContentType: mls.ContentProposal,
 		Proposal:    &mls.Proposal{Type: mls.ProposalAdd, Add: &mls.Add{KeyPackage: carol.keyPackage().kp}},
-	}, alice.signer.priv.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := f.ProtectPublic(ac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := wire.Marshal(&mls.MLSMessage{Version: mls.MLS10, WireFormat: mls.WireFormatPublicMessage, PublicMessage: pm})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, alice.signer.priv.Bytes(), nil)
 	if r, err := bob.g.Process(msg); !errors.Is(err, ErrNotMember) {
 		t.Fatalf("err = %v (sender %+v), want ErrNotMember", err, r)
 	}
