@@ -470,21 +470,44 @@ func (h *Host) checkMailbox() bool {
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for ai := range h.dht.FindProvidersAsync(ctx, mailboxKey(h.host.ID()), 0) {
+	dialers := make(chan struct{}, mailboxDialers)
+	for ai := range h.dht.FindProvidersAsync(ctx, mailboxKey(h.host.ID()), maxMailboxProviders) {
 		if ai.ID == h.host.ID() || h.host.Network().Connectedness(ai.ID) == network.Connected {
 			continue
 		}
+		select {
+		case dialers <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Go(func() {
-			if len(ai.Addrs) > 0 && h.host.Connect(ctx, ai) == nil {
-				return
-			}
-			if err := h.ConnectPeer(ctx, ai.ID); err != nil {
-				h.log.Debug("host holding Welcomes unreachable", "remote", ai.ID.String(), "err", err)
-			}
+			defer func() { <-dialers }()
+			dialMailboxProvider(ctx, h, ai)
 		})
 	}
 	wg.Wait()
 	return true
+}
+
+// Anyone can announce itself under a host's mailbox key, for nothing, so
+// one check dials at most maxMailboxProviders of those it finds, and at
+// most mailboxDialers at once.
+const (
+	maxMailboxProviders = 16
+	mailboxDialers      = 4
+)
+
+// dialMailboxProvider connects to a host that announced Welcomes for h. A
+// variable, so that a test can count the dials.
+var dialMailboxProvider = func(ctx context.Context, h *Host, ai peer.AddrInfo) {
+	if len(ai.Addrs) > 0 && h.host.Connect(ctx, ai) == nil {
+		return
+	}
+	if err := h.ConnectPeer(ctx, ai.ID); err != nil {
+		h.log.Debug("host holding Welcomes unreachable", "remote", ai.ID.String(), "err", err)
+	}
 }
 
 // mailboxLoop checks the mailbox as soon as the DHT has peers, then every

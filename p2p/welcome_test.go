@@ -379,3 +379,57 @@ func TestWelcomeFirstAttemptDelivers(t *testing.T) {
 		invitee.Close()
 	}
 }
+
+// TestMailboxDialsAreBounded: anyone can announce itself under a host's
+// mailbox key, so a host that finds 24 such announcements dials at most
+// maxMailboxProviders of them, mailboxDialers at a time.
+func TestMailboxDialsAreBounded(t *testing.T) {
+	hosts := newHosts(t, 1, nil)
+	dht := hosts[0]
+	cfg := testConfig(t)
+	key, self := identity(t)
+	cfg.Identity = key
+	ctx := context.Background()
+	for range 24 {
+		_, p := identity(t)
+		if err := dht.dht.ProviderStore().AddProvider(ctx, mailboxKey(self).Hash(), peer.AddrInfo{ID: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mu sync.Mutex
+	dials, running, most := 0, 0, 0
+	orig := dialMailboxProvider
+	dialMailboxProvider = func(ctx context.Context, h *Host, ai peer.AddrInfo) {
+		if h.ID() != self {
+			orig(ctx, h, ai)
+			return
+		}
+		mu.Lock()
+		dials++
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}
+	defer func() { dialMailboxProvider = orig }()
+
+	cfg.BootstrapPeers = dht.Addrs()
+	newHost(t, cfg)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return dials
+	}
+	waitFor(t, 10*time.Second, "the mailbox check", func() bool { return count() > 0 })
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if dials > maxMailboxProviders || most > mailboxDialers {
+		t.Errorf("%d dials, %d at once; want at most %d, %d at once", dials, most, maxMailboxProviders, mailboxDialers)
+	}
+	t.Logf("%d dials, at most %d at once", dials, most)
+}
