@@ -150,92 +150,71 @@ func BenchmarkUpdateSparse1000(b *testing.B) {
 // this VM), not MLS.
 func BenchmarkMessage1KiB(b *testing.B) {
 	payload := make([]byte, 1024)
-	b.Run("sequential", func(b *testing.B) {
-		alice, bob := twoMembersB(b)
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
+	// run sets a sub-benchmark up for 1 KiB messages and reports its rate.
+	run := func(name string, f func(b *testing.B, alice, bob *member)) {
+		b.Run(name, func(b *testing.B) {
+			alice, bob := twoMembersB(b)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			f(b, alice, bob)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+	run("sequential", func(b *testing.B, alice, bob *member) {
 		for b.Loop() {
-			sent, err := alice.g.Encrypt(payload, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			alice.g = sent.Group
-			r, err := bob.g.Process(sent.Message)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bob.g = r.Group
+			benchReceive(b, bob, benchSend(b, alice, payload))
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	})
-	b.Run("encrypt", func(b *testing.B) {
-		alice, _ := twoMembersB(b)
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
+	run("encrypt", func(b *testing.B, alice, _ *member) {
 		for b.Loop() {
-			sent, err := alice.g.Encrypt(payload, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			alice.g = sent.Group
+			benchSend(b, alice, payload)
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	})
-	b.Run("decrypt", func(b *testing.B) {
-		alice, bob := twoMembersB(b)
+	run("decrypt", func(b *testing.B, alice, bob *member) {
 		msgs := make([][]byte, b.N)
 		for i := range msgs {
-			sent, err := alice.g.Encrypt(payload, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			alice.g = sent.Group
-			msgs[i] = sent.Message
+			msgs[i] = benchSend(b, alice, payload)
 		}
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
 		b.ResetTimer()
 		for _, msg := range msgs {
-			r, err := bob.g.Process(msg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			bob.g = r.Group
+			benchReceive(b, bob, msg)
 		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	})
-	b.Run("pipelined", func(b *testing.B) {
-		alice, bob := twoMembersB(b)
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
+	run("pipelined", func(b *testing.B, alice, bob *member) {
 		wire := make(chan []byte, 32)
-		done := make(chan error)
+		done := make(chan struct{})
 		go func() {
-			g := bob.g
+			defer close(done)
 			for msg := range wire {
-				r, err := g.Process(msg)
-				if err != nil {
-					done <- err
-					return
-				}
-				g = r.Group
+				benchReceive(b, bob, msg)
 			}
-			done <- nil
 		}()
 		for b.Loop() {
-			sent, err := alice.g.Encrypt(payload, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			alice.g = sent.Group
-			wire <- sent.Message
+			wire <- benchSend(b, alice, payload)
 		}
 		close(wire)
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		<-done
 	})
+}
+
+// benchSend encrypts payload as m and moves m to the next state.
+func benchSend(b *testing.B, m *member, payload []byte) []byte {
+	sent, err := m.g.Encrypt(payload, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.g = sent.Group
+	return sent.Message
+}
+
+// benchReceive processes msg as m and moves m to the next state.
+func benchReceive(b *testing.B, m *member, msg []byte) {
+	r, err := m.g.Process(msg)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	m.g = r.Group
 }
 
 func twoMembersB(b *testing.B) (alice, bob *member) {

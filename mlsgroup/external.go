@@ -2,11 +2,13 @@ package mlsgroup
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/framing"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/ratchettree"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -115,13 +117,13 @@ func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts E
 		return nil, fmt.Errorf("mlsgroup: joiner's leaf: %w", err)
 	}
 	path, err := a.tree.GeneratePath(c.Rand, own, leafTemplate, ctx.GroupID, signer.priv.Bytes())
+	if errors.Is(err, ratchettree.ErrDuplicateKey) {
+		// Another leaf has the joiner's signature key (§7.3): a member
+		// joining again with its key must resync.
+		return nil, fmt.Errorf("%w: joiner's leaf: %w", ErrInvalidCommit, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: update path: %w", err)
-	}
-	// Members refuse a tree in which two leaves share a signature key
-	// (§7.3): a member joining again with its key must resync.
-	if err := a.tree.VerifyUniqueKeys(); err != nil {
-		return nil, fmt.Errorf("%w: joiner's leaf: %w", ErrInvalidCommit, err)
 	}
 	newCtx := &mls.GroupContext{
 		Version:                 ctx.Version,

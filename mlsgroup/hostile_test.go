@@ -128,9 +128,12 @@ func TestCommitPathDuplicateSignatureKey(t *testing.T) {
 	bob2.join(sent.Welcome, JoinOptions{})
 	bob.process(sent.Message)
 
+	// Bob's second device builds the commit on a tree where Bob's leaf
+	// has its key, so that its own check lets the commit out.
 	evil := bob2.g.clone()
 	evil.tree = bob2.g.tree.Clone()
 	evil.tree.Leaf(bob2.g.own).SignatureKey = bob.signer.PublicKey()
+	evil.tree.Leaf(bob.g.own).SignatureKey = bob2.signer.PublicKey()
 	evil.signer = bob.signer
 	commit, err := evil.Commit(CommitOptions{Path: true, Framing: FramingPublic})
 	if err != nil {

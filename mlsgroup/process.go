@@ -419,11 +419,6 @@ func (g *Group) processCommit(ac *mls.AuthenticatedContent) (*Group, *CommitInfo
 		if err := a.tree.MergePath(committer, up, g.ctx.GroupID); err != nil {
 			return nil, nil, treeError(err)
 		}
-		// The path leaf's signature key, like an Add's, must be no other
-		// member's (§7.3).
-		if err := a.tree.VerifyUniqueKeys(); err != nil {
-			return nil, nil, fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
-		}
 		if newCtx.TreeHash, err = a.tree.TreeHash(); err != nil {
 			return nil, nil, err
 		}

@@ -122,15 +122,9 @@ func (s *Store) awaitObsoleteFiles() {
 // version does not list: replaced ones awaiting deletion, and ones a
 // compaction is writing.
 func (s *Store) obsoleteTables() ([]string, error) {
-	prop, err := s.db.GetProperty("leveldb.sstables")
+	live, err := s.listTables()
 	if err != nil {
 		return nil, err
-	}
-	live := make(map[string]bool)
-	for line := range strings.Lines(prop) {
-		if num, _, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "---") {
-			live[num] = true
-		}
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -142,8 +136,10 @@ func (s *Store) obsoleteTables() ([]string, error) {
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(num, 10, 64); err == nil && !live[strconv.FormatUint(n, 10)] {
-			stale = append(stale, e.Name())
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil {
+			if _, ok := live[n]; !ok {
+				stale = append(stale, e.Name())
+			}
 		}
 	}
 	return stale, nil

@@ -641,8 +641,15 @@ func TestTamperedLeafSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.tree.Clone().MergePath(1, up, g.groupID); !errors.Is(err, ErrSignature) {
+	// Leaf 1 claiming leaf 0's path takes leaf 0's signature key (§7.3)...
+	if err := g.tree.Clone().MergePath(1, up, g.groupID); !errors.Is(err, ErrDuplicateKey) {
 		t.Errorf("path claimed by another leaf: %v", err)
+	}
+	// ...and were that key free, the signature binds leaf 0's index.
+	claimed := g.tree.Clone()
+	claimed.Leaf(sender).SignatureKey = []byte("another key")
+	if err := claimed.MergePath(1, up, g.groupID); !errors.Is(err, ErrSignature) {
+		t.Errorf("path claimed by another leaf, its key free: %v", err)
 	}
 	up.LeafNode.Signature[1] ^= 1
 	if err := g.tree.Clone().MergePath(sender, up, g.groupID); !errors.Is(err, ErrSignature) {

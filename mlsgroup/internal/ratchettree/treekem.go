@@ -116,6 +116,9 @@ func (t *Tree) GeneratePath(rand io.Reader, sender treemath.LeafIndex, leaf mls.
 	if err := t.checkLeaf(sender); err != nil {
 		return nil, err
 	}
+	if err := t.checkSignatureKey(sender, leaf.SignatureKey); err != nil {
+		return nil, err
+	}
 	cs := t.cs
 	nodes, copath := t.filteredPath(sender)
 	p := &Path{
@@ -317,6 +320,9 @@ func (t *Tree) MergePath(sender treemath.LeafIndex, up *mls.UpdatePath, groupID 
 			return fmt.Errorf("%w: the update path reuses the key of node %d", ErrDuplicateKey, x)
 		}
 	}
+	if err := t.checkSignatureKey(sender, leaf.SignatureKey); err != nil {
+		return err
+	}
 	if err := VerifyLeafNodeSignature(t.cs, leaf, groupID, sender); err != nil {
 		return err
 	}
@@ -469,6 +475,32 @@ func (t *Tree) ImportPathSecret(keys PrivateKeys, x treemath.NodeIndex, pathSecr
 	for y, priv := range derived {
 		keys.drop(y)
 		keys[y] = priv
+	}
+	return nil
+}
+
+// checkSignatureKey refuses key as the signature key of leaf l's new node
+// when another leaf holds it (§7.3: signature keys are unique among
+// members). Keys of one length compare as bytes; only a leaf that encodes
+// its key otherwise (an ECDSA point compressed where the other is not) is
+// compared in canonical form, so that a commit in a large tree does not
+// parse every member's key.
+func (t *Tree) checkSignatureKey(l treemath.LeafIndex, key []byte) error {
+	var canonical []byte
+	for other, leaf := range t.Leaves() {
+		if other == l {
+			continue
+		}
+		same := bytes.Equal(leaf.SignatureKey, key)
+		if !same && len(leaf.SignatureKey) != len(key) {
+			if canonical == nil {
+				canonical = t.cs.CanonicalSignatureKey(key)
+			}
+			same = bytes.Equal(t.cs.CanonicalSignatureKey(leaf.SignatureKey), canonical)
+		}
+		if same {
+			return fmt.Errorf("%w: the new leaf takes the signature key of leaf %d", ErrDuplicateKey, other)
+		}
 	}
 	return nil
 }
