@@ -65,7 +65,7 @@ func envName(name string) string {
 
 func (k *key) field(c *Config) reflect.Value { return reflect.ValueOf(c).Elem().FieldByIndex(k.index) }
 
-func (k *key) isList() bool { return k.field(&Config{}).Kind() == reflect.Slice }
+func (k *key) isDuration() bool { return k.field(&Config{}).Type() == durationType }
 
 // set parses s as the key's type and stores it in c. Lists are
 // comma-separated; blanks around items and empty items are dropped, so ""

@@ -184,7 +184,19 @@ func findFile(flag, dataDir string) (string, []byte, error) {
 // decodeFile decodes data over c, refusing keys Config does not have, and
 // records in from the file and line of every key the file sets.
 func decodeFile(c *Config, path string, data []byte, from map[string]string) error {
-	lines := keyLines(data)
+	lines, kinds := keyLines(data)
+	// The decoder hands a non-string value to Duration.UnmarshalText and
+	// then returns its error without key or line, so catch those first.
+	var errs []error
+	for _, k := range keys() {
+		if kind, ok := kinds[k.name]; ok && k.isDuration() && kind != unstable.String {
+			errs = append(errs, &Error{Key: k.name, Source: path + ":" + strconv.Itoa(lines[k.name]),
+				Err: fmt.Errorf("want a duration string such as \"1s\", got %s", strings.ToLower(kind.String()))})
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	// Decode into a copy so that a half-applied file never leaks out.
 	next := *c
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
@@ -231,10 +243,12 @@ func fileError(path string, de *toml.DecodeError, err error, lines map[string]in
 
 // keyLines maps each dotted key the document sets to the line that sets
 // it, so that errors found after decoding (a bad log level) can point at
-// the line too. Tables count as keys. It stops at a syntax error, which
-// the decoder then reports with its position.
-func keyLines(data []byte) map[string]int {
-	lines := make(map[string]int)
+// the line too, and each key-value to the kind of its value. Tables count
+// as keys. It stops at a syntax error, which the decoder then reports with
+// its position.
+func keyLines(data []byte) (lines map[string]int, kinds map[string]unstable.Kind) {
+	lines = make(map[string]int)
+	kinds = make(map[string]unstable.Kind)
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -245,20 +259,22 @@ func keyLines(data []byte) map[string]int {
 			table = keyParts(e)
 			lines[strings.Join(table, ".")] = p.Shape(e.Child().Raw).Start.Line
 		case unstable.KeyValue:
-			addKeyValue(&p, lines, table, e)
+			addKeyValue(&p, lines, kinds, table, e)
 		}
 	}
-	return lines
+	return lines, kinds
 }
 
-func addKeyValue(p *unstable.Parser, lines map[string]int, table []string, kv *unstable.Node) {
+func addKeyValue(p *unstable.Parser, lines map[string]int, kinds map[string]unstable.Kind, table []string, kv *unstable.Node) {
 	name := append(append([]string{}, table...), keyParts(kv)...)
-	lines[strings.Join(name, ".")] = p.Shape(kv.Raw).Start.Line
+	dotted := strings.Join(name, ".")
+	lines[dotted] = p.Shape(kv.Raw).Start.Line
+	kinds[dotted] = kv.Value().Kind
 	if v := kv.Value(); v.Kind == unstable.InlineTable {
 		it := v.Children()
 		for it.Next() {
 			if n := it.Node(); n.Kind == unstable.KeyValue {
-				addKeyValue(p, lines, name, n)
+				addKeyValue(p, lines, kinds, name, n)
 			}
 		}
 	}
