@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"strings"
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -94,6 +95,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// String is time.Duration's form without its zero minutes and seconds, so
+// that the effective config says "672h" as the example does, not
+// "672h0m0s".
+func (d Duration) String() string {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 // Default returns the configuration used for every key no layer sets.
 // DataDir, ConfigFile and Socket are empty: they come from the data

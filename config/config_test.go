@@ -362,6 +362,19 @@ func TestAllProblemsReported(t *testing.T) {
 	if want := map[string]bool{"log.level": true, "log.format": true, "settle_window": true}; !reflect.DeepEqual(keys, want) {
 		t.Fatalf("errors for %v, want %v", keys, want)
 	}
+
+	// A file the decoder refuses does not hide bad variables and flags.
+	src, _ = setup(t, "colour = \"blue\"\n")
+	src.Env = []string{"SPACEPANDA_MDNS=maybe"}
+	src.Flags = map[string]string{"key_packages.batch_size": "many"}
+	_, err = Load(src)
+	keys = map[string]bool{}
+	for _, e := range configErrors(t, err) {
+		keys[e.Key] = true
+	}
+	if want := map[string]bool{"colour": true, "mdns": true, "key_packages.batch_size": true}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("errors for %v, want %v", keys, want)
+	}
 }
 
 // TestBadFileLeavesNoHalfConfig: a decode error must not let part of the
@@ -374,6 +387,20 @@ func TestBadFileLeavesNoHalfConfig(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c, Config{}) {
 		t.Fatalf("Load returned %+v with its error, want the zero Config", c)
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		672 * time.Hour: "672h", 90 * time.Minute: "1h30m", time.Minute: "1m", 10 * time.Second: "10s",
+		time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s", 0: "0s", -time.Hour: "-1h",
+	} {
+		if got := (Duration{d}).String(); got != want {
+			t.Errorf("Duration(%v).String() = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(want); err != nil || back != d {
+			t.Errorf("%q parses back as %v, %v; want %v", want, back, err, d)
+		}
 	}
 }
 

@@ -70,8 +70,10 @@ func Load(src Sources) (Config, error) {
 	}
 	if path != "" {
 		c.ConfigFile = path
+		// On a bad file go on, so that bad variables and flags are
+		// reported in the same run; validation is skipped either way.
 		if err := decodeFile(&c, path, data, from); err != nil {
-			return Config{}, errors.Join(append(errs, err)...)
+			errs = append(errs, err)
 		}
 	}
 
