@@ -47,8 +47,11 @@
 //     libp2p key: it publishes a batch of one-time KeyPackages and one
 //     last-resort KeyPackage, republishes well within the DHT's record age,
 //     and rotates KeyPackages out as they age.
-//  3. After joining a group through a Welcome, calls Publisher.Used with
-//     the KeyPackageRef it consumed, and deletes that KeyPackage's private
-//     keys unless Used says it was the last-resort one, which stays usable.
+//  3. After joining a group through a Welcome, consumes the KeyPackage
+//     named by mlsgroup's Effects.ConsumedKeyPackage in the batch that
+//     saves the joined group (the Storage keeps the last-resort one, which
+//     the publisher created with KeyPackageOptions.LastResort), and once
+//     that batch is durable calls Publisher.Used with the ref: a
+//     notification, so that a one-time KeyPackage is rotated out soon.
 //  4. To invite a peer, calls Directory.Fetch, bounded by a context.
 package keypkgdir

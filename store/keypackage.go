@@ -50,10 +50,15 @@ func (s *Store) decodeKP(ref, v []byte) (notAfter uint64, flags byte, private []
 }
 
 // PutKeyPackage durably stores the private half of a KeyPackage, in its own
-// synced batch. It implements mlsgroup.Storage.
-func (s *Store) PutKeyPackage(ref, private []byte, notAfter uint64) error {
+// synced batch; lastResort flags it as the last-resort KeyPackage (see
+// Batch.PutLastResortKeyPackage). It implements mlsgroup.Storage.
+func (s *Store) PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error {
 	var b Batch
-	b.PutKeyPackage(ref, private, notAfter)
+	var flags byte
+	if lastResort {
+		flags = kpLastResort
+	}
+	b.putKeyPackage(ref, private, notAfter, flags)
 	return s.Commit(&b)
 }
 

@@ -12,7 +12,7 @@ import (
 // that these tests read on their own; mls_restart_test.go holds the
 // compile-time check against the real interface.
 type mlsStorage interface {
-	PutKeyPackage(ref, private []byte, notAfter uint64) error
+	PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error
 	KeyPackage(ref []byte) (private []byte, status uint8, err error)
 }
 
@@ -53,7 +53,7 @@ func TestKeyPackageLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, nil)
 	ref := []byte("ref-1")
-	if err := s.PutKeyPackage(ref, []byte("init+leaf private"), 2000); err != nil {
+	if err := s.PutKeyPackage(ref, []byte("init+leaf private"), 2000, false); err != nil {
 		t.Fatal(err)
 	}
 	wantKP(t, s, ref, KeyPackageAvailable, []byte("init+leaf private"))
@@ -166,7 +166,7 @@ func TestExpiryRunsOnSchedule(t *testing.T) {
 	o.ExpiryInterval = 10 * time.Millisecond
 	o.Now = func() time.Time { return time.Unix(5000, 0) }
 	s := openTest(t, t.TempDir(), o)
-	if err := s.PutKeyPackage([]byte("old"), []byte("p"), 4000); err != nil {
+	if err := s.PutKeyPackage([]byte("old"), []byte("p"), 4000, false); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -208,7 +208,7 @@ func childPutKeyPackage(dir, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.PutKeyPackage([]byte(ref), []byte(ref+" private"), uint64(time.Now().Add(time.Hour).Unix())); err != nil {
+	if err := s.PutKeyPackage([]byte(ref), []byte(ref+" private"), uint64(time.Now().Add(time.Hour).Unix()), false); err != nil {
 		return err
 	}
 	fmt.Println("stored")

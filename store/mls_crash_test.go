@@ -317,9 +317,11 @@ func (c *mlsChild) createGroup() (bool, error) {
 		}
 		// There is no delivery service to wait for: the commit is
 		// accepted, and the Welcome leaves through the store.
-		if g, _, err = sent.Group.MergeCommit(); err != nil {
+		merged, err := sent.Group.MergeCommit()
+		if err != nil {
 			return false, err
 		}
+		g = merged.Group
 		st, err := g.MarshalBinary()
 		if err != nil {
 			return false, err
@@ -327,7 +329,7 @@ func (c *mlsChild) createGroup() (bool, error) {
 		var b Batch
 		b.PutGroup(id, st)
 		b.AppendLog(id, fmt.Appendf(nil, "create %x", kp.Ref()))
-		b.PutWelcome([]byte(mlsPeer), id, sent.Welcome)
+		b.PutWelcome([]byte(mlsPeer), id, merged.Welcome)
 		if err := c.s.Commit(&b); err != nil {
 			return false, err
 		}
@@ -359,8 +361,8 @@ func (c *mlsChild) nextStep() (bool, error) {
 		if g = j.Group; !bytes.Equal(g.GroupID(), id) {
 			return false, fmt.Errorf("step %d: joined %q, want %q", i, g.GroupID(), id)
 		}
-		b.ConsumeKeyPackage(j.KeyPackageRef)
-		b.AppendLog(id, fmt.Appendf(nil, "join %d %x", i, j.KeyPackageRef))
+		b.ConsumeKeyPackage(j.ConsumedKeyPackage)
+		b.AppendLog(id, fmt.Appendf(nil, "join %d %x", i, j.ConsumedKeyPackage))
 	} else {
 		cur := c.groups[string(id)]
 		if cur == nil {
@@ -442,14 +444,14 @@ func (w *mlsWorkload) observe(s *Store, acks []string) error {
 		if err != nil {
 			return fmt.Errorf("peer joining %s: %w", wl.ID, err)
 		}
-		if !bytes.Equal(j.Group.GroupID(), wl.ID) || !bytes.Equal(wl.ID, ownGroupID(j.KeyPackageRef)) {
-			return fmt.Errorf("Welcome stored as %s is to group %s with KeyPackage %x", wl.ID, j.Group.GroupID(), j.KeyPackageRef)
+		if !bytes.Equal(j.Group.GroupID(), wl.ID) || !bytes.Equal(wl.ID, ownGroupID(j.ConsumedKeyPackage)) {
+			return fmt.Errorf("Welcome stored as %s is to group %s with KeyPackage %x", wl.ID, j.Group.GroupID(), j.ConsumedKeyPackage)
 		}
-		w.keys.ConsumeKeyPackage(j.KeyPackageRef)
+		w.keys.ConsumeKeyPackage(j.ConsumedKeyPackage)
 		w.peerKPs = slices.DeleteFunc(w.peerKPs, func(kp *mlsgroup.KeyPackage) bool {
-			return bytes.Equal(kp.Ref(), j.KeyPackageRef)
+			return bytes.Equal(kp.Ref(), j.ConsumedKeyPackage)
 		})
-		w.groups[string(wl.ID)] = &mlsPeerGroup{own: true, ref: j.KeyPackageRef, joined: j.Group, head: j.Group}
+		w.groups[string(wl.ID)] = &mlsPeerGroup{own: true, ref: j.ConsumedKeyPackage, joined: j.Group, head: j.Group}
 	}
 	return nil
 }
@@ -518,13 +520,15 @@ func (w *mlsWorkload) createPeerGroup() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if g, _, err = sent.Group.MergeCommit(); err != nil {
+	merged, err := sent.Group.MergeCommit()
+	if err != nil {
 		return "", err
 	}
+	g = merged.Group
 	pg := &mlsPeerGroup{}
 	w.groups[id] = pg
 	entry := fmt.Sprintf("join %d %x", len(w.steps), kp.Ref())
-	w.addStep(pg, mlsStep{Kind: "join", Group: []byte(id), Message: sent.Welcome, entry: entry, ref: kp.Ref(), peer: g})
+	w.addStep(pg, mlsStep{Kind: "join", Group: []byte(id), Message: merged.Welcome, entry: entry, ref: kp.Ref(), peer: g})
 	return id, nil
 }
 
@@ -572,10 +576,11 @@ func (w *mlsWorkload) send(id string) error {
 	if err != nil {
 		return err
 	}
-	g, _, err := sent.Group.MergeCommit()
+	merged, err := sent.Group.MergeCommit()
 	if err != nil {
 		return err
 	}
+	g := merged.Group
 	entry := fmt.Sprintf("commit %d %d", i, g.Epoch())
 	if kind == "remove" {
 		entry = fmt.Sprintf("removed %d", i)

@@ -95,7 +95,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 					}
 				case 3: // KeyPackages: put, read, consume, sweep
 					ref := fmt.Appendf(nil, "kp-%d-%d", w, i)
-					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix())); err != nil {
+					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix()), false); err != nil {
 						break
 					}
 					if _, st, kerr := s.KeyPackage(ref); kerr != nil || st != KeyPackageAvailable {

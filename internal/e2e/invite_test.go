@@ -109,10 +109,12 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, _, err := sent.Group.MergeCommit()
+	// The Welcome comes with the merge (§14), not with the commit.
+	effects, err := sent.Group.MergeCommit()
 	if err != nil {
 		t.Fatal(err)
 	}
+	merged, welcome := effects.Group, effects.Welcome
 	alice.mu.Lock()
 	alice.groupID = merged.GroupID()
 	err = alice.persist(merged, nil)
@@ -121,15 +123,15 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	addCommit := sent.Message // of epoch 0: stale from now on
-	welcomeID := sha256.Sum256(sent.Welcome)
-	err = alice.host.QueueWelcome(p2p.PendingWelcome{ID: welcomeID[:], To: bob.id, Welcome: sent.Welcome, Expires: bobKP.NotAfter()})
+	welcomeID := sha256.Sum256(welcome)
+	err = alice.host.QueueWelcome(p2p.PendingWelcome{ID: welcomeID[:], To: bob.id, Welcome: welcome, Expires: bobKP.NotAfter()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if queued, err := alice.st.Welcomes(outboxRecipient); err != nil || len(queued) != 1 {
 		t.Fatalf("alice's stored outbox holds %d Welcomes (%v), want 1", len(queued), err)
 	}
-	if err := alice.host.SendWelcome(ctx, carol.id, sent.Welcome); err != nil {
+	if err := alice.host.SendWelcome(ctx, carol.id, welcome); err != nil {
 		t.Fatalf("Welcome to carol: %v", err)
 	}
 	if _, status, _ := carol.st.KeyPackage(carolKP.Ref()); status != mlsgroup.KeyPackageConsumed {

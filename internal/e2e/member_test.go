@@ -254,11 +254,13 @@ func (m *member) handleWelcome(_ context.Context, from peer.ID, welcome []byte) 
 	}
 	var b store.Batch
 	b.PutGroup(g.GroupID(), state)
-	if m.pub == nil || !m.pub.Used(joined.KeyPackageRef) {
-		b.ConsumeKeyPackage(joined.KeyPackageRef)
-	}
+	// The store keeps a last-resort KeyPackage by its own rule.
+	b.ConsumeKeyPackage(joined.ConsumedKeyPackage)
 	if err := m.st.Commit(&b); err != nil {
 		return err
+	}
+	if m.pub != nil {
+		m.pub.Used(joined.ConsumedKeyPackage)
 	}
 	m.groupID = g.GroupID()
 	m.setGroup(g)
