@@ -23,8 +23,8 @@ import (
 // documented on each.
 type PublisherConfig struct {
 	DHT DHT
-	// Identity is the node's libp2p key: it signs the record, and its peer
-	// ID is the identity of every KeyPackage.
+	// Identity is the node's libp2p key: it signs the record, and every
+	// KeyPackage's identity binds Signer to its peer ID (NewIdentity).
 	Identity crypto.PrivKey
 	// Storage is the node's one MLS provider: new KeyPackages' private
 	// keys go there, and stay until they expire.
@@ -280,7 +280,11 @@ func (p *Publisher) refresh() ([]byte, error) {
 		batch = min(batch, p.fit-1)
 	}
 	for !hasLastResort || oneTime < batch {
-		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, []byte(p.self), p.cfg.Signer,
+		identity, err := NewIdentity(p.cfg.Identity, p.cfg.Signer.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, identity, p.cfg.Signer,
 			mlsgroup.KeyPackageOptions{Lifetime: p.cfg.Lifetime}, p.cfg.Rand, now)
 		if err != nil {
 			return nil, fmt.Errorf("keypkgdir: making a KeyPackage: %w", err)
