@@ -23,8 +23,8 @@ import (
 // documented on each.
 type PublisherConfig struct {
 	DHT DHT
-	// Identity is the node's libp2p key: it signs the record, and its peer
-	// ID is the identity of every KeyPackage.
+	// Identity is the node's libp2p key: it signs the record, and every
+	// KeyPackage's identity binds Signer to its peer ID (NewIdentity).
 	Identity crypto.PrivKey
 	// Storage is the node's one MLS provider: new KeyPackages' private
 	// keys go there, the last-resort one marked as such, and stay until
@@ -289,10 +289,14 @@ func (p *Publisher) refresh() ([]byte, error) {
 	for !hasLastResort || oneTime < batch {
 		// The last-resort KeyPackage comes first, so that a failure
 		// part way leaves the node invitable.
+		identity, err := NewIdentity(p.cfg.Identity, p.cfg.Signer.PublicKey())
+		if err != nil {
+			return nil, err
+		}
 		opts := p.cfg.KeyPackageOptions
 		opts.Lifetime, opts.LastResort = p.cfg.Lifetime, !hasLastResort
 		opts.NotBefore, opts.NotAfter = time.Time{}, time.Time{}
-		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, []byte(p.self), p.cfg.Signer, opts, p.cfg.Rand, now)
+		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, identity, p.cfg.Signer, opts, p.cfg.Rand, now)
 		if err != nil {
 			return nil, fmt.Errorf("keypkgdir: making a KeyPackage: %w", err)
 		}

@@ -238,7 +238,7 @@ func TestPublisherEntryLimit(t *testing.T) {
 	// such as another implementation might publish, all still in Storage.
 	full := Record{Peer: a.id, Seq: 1, Expiry: testNow.Add(12 * time.Hour)}
 	for range MaxEntries {
-		full.Entries = append(full.Entries, Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes()})
+		full.Entries = append(full.Entries, Entry{KeyPackage: a.keyPackage(t, a.key, testNow).Bytes()})
 	}
 	value, err := full.Seal(a.key)
 	if err != nil {
@@ -265,8 +265,8 @@ func TestPublisherResumesAnotherSuite(t *testing.T) {
 	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
 	ctx := context.Background()
 	const seq = 1 << 50 // beyond the clock's milliseconds, which seal would take
-	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow),
-		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow))
 	if err := dht.PutValue(ctx, Key(a.id), old); err != nil {
 		t.Fatal(err)
 	}
