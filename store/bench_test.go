@@ -29,7 +29,7 @@ func BenchmarkCommitBatch(b *testing.B) {
 			epoch++
 			var batch Batch
 			batch.PutGroup(g, state)
-			batch.AppendLog(g, entry)
+			batch.AppendLog(g, nil, entry)
 			batch.DeleteEpochSecrets(g, epoch)
 			batch.PutEpochSecret(g, epoch, []byte("epoch"), secret)
 			batch.PutEpochSecret(g, epoch, []byte("m0"), secret)
@@ -51,7 +51,7 @@ func BenchmarkLogAppend(b *testing.B) {
 				for b.Loop() {
 					var batch Batch
 					for range per {
-						batch.AppendLog(ch, entry)
+						batch.AppendLog(ch, nil, entry)
 					}
 					if err := s.Commit(&batch); err != nil {
 						b.Fatal(err)
@@ -74,7 +74,7 @@ func BenchmarkLogPage(b *testing.B) {
 				for i := 0; i < n; i += 1000 {
 					var batch Batch
 					for range 1000 {
-						batch.AppendLog(ch, entry)
+						batch.AppendLog(ch, nil, entry)
 					}
 					if err := s.Commit(&batch); err != nil {
 						b.Fatal(err)

@@ -124,7 +124,7 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			for i := range ref {
 				ref[i] = byte(rng.Uint32())
 			}
-			b.PutKeyPackage(ref, append([]byte("kp private "), ref...), 1<<40)
+			b.PutKeyPackage(ref, append([]byte("kp private "), ref...), 1<<40, false)
 			line = "kp " + hex.EncodeToString(ref)
 		case r < 25:
 			if len(groups) >= maxGroups || len(kps) == 0 {
@@ -135,7 +135,7 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			g.chain = sha256.Sum256(ref)
 			b.ConsumeKeyPackage(ref)
 			b.PutGroup(g.id, g.state())
-			b.AppendLog(g.id, fmt.Appendf(nil, "join %x %x", ref, g.chain))
+			b.AppendLog(g.id, nil, fmt.Appendf(nil, "join %x %x", ref, g.chain))
 			b.PutEpochSecret(g.id, 0, []byte("epoch"), g.derive("epoch", 0))
 			b.PutEpochSecret(g.id, 0, g.msgKeyID(0), g.derive("msg", 0))
 			if err := s.Commit(&b); err != nil {
@@ -153,7 +153,7 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			g.epoch, g.msgs = g.epoch+1, 0
 			g.chain = sha256.Sum256(fmt.Appendf(g.chain[:], "commit %d", g.epoch))
 			b.PutGroup(g.id, g.state())
-			b.AppendLog(g.id, fmt.Appendf(nil, "commit %d %x", g.epoch, g.chain))
+			b.AppendLog(g.id, nil, fmt.Appendf(nil, "commit %d %x", g.epoch, g.chain))
 			b.DeleteEpochSecrets(g.id, g.epoch)
 			b.PutEpochSecret(g.id, g.epoch, []byte("epoch"), g.derive("epoch", 0))
 			b.PutEpochSecret(g.id, g.epoch, g.msgKeyID(0), g.derive("msg", 0))
@@ -170,7 +170,7 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			i := rng.IntN(len(groups))
 			g := groups[i]
 			b.DeleteEpochSecret(g.id, g.epoch, g.msgKeyID(g.msgs))
-			b.AppendLog(g.id, fmt.Appendf(nil, "msg %d %d", g.epoch, g.msgs))
+			b.AppendLog(g.id, nil, fmt.Appendf(nil, "msg %d %d", g.epoch, g.msgs))
 			g.msgs++
 			b.PutEpochSecret(g.id, g.epoch, g.msgKeyID(g.msgs), g.derive("msg", g.msgs))
 			b.PutGroup(g.id, g.state())

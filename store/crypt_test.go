@@ -21,8 +21,8 @@ func TestEncryptedAtRest(t *testing.T) {
 	s := openTest(t, dir, encOptions("correct horse"))
 	var b Batch
 	b.PutGroup([]byte("g"), []byte("PLAINSTATE-group-state-bytes"))
-	b.PutKeyPackage([]byte("ref"), []byte("PLAINKP-private-key-bytes"), 1<<40)
-	b.AppendLog([]byte("g"), []byte("PLAINLOG-hello world"))
+	b.PutKeyPackage([]byte("ref"), []byte("PLAINKP-private-key-bytes"), 1<<40, false)
+	b.AppendLog([]byte("g"), nil, []byte("PLAINLOG-hello world"))
 	b.PutEpochSecret([]byte("g"), 1, nil, []byte("PLAINSECRET-epoch"))
 	b.PutWelcome([]byte("peer"), []byte("w"), []byte("PLAINWELCOME"))
 	commit(t, s, &b)
@@ -98,8 +98,8 @@ func TestSealedValuesCannotBeSwapped(t *testing.T) {
 	var b Batch
 	b.PutGroup([]byte("alice"), []byte("alice state"))
 	b.PutGroup([]byte("bob"), []byte("bob state"))
-	b.AppendLog([]byte("alice"), []byte("one"))
-	b.AppendLog([]byte("alice"), []byte("two"))
+	b.AppendLog([]byte("alice"), nil, []byte("one"))
+	b.AppendLog([]byte("alice"), nil, []byte("two"))
 	commit(t, s, &b)
 	s.Close()
 

@@ -205,7 +205,7 @@ func startMLSChild(s *Store, rng *rand.Rand, ack func(string)) (*mlsChild, error
 	rnd := newChaCha8(rng)
 	c := &mlsChild{
 		s:        s,
-		cfg:      mlsgroup.Config{Storage: s, Rand: rnd, Now: time.Now},
+		cfg:      mlsgroup.Config{Storage: mlsStorageOf(s), Rand: rnd, Now: time.Now},
 		groups:   make(map[string]*mlsgroup.Group),
 		welcomes: make(map[string]bool),
 		ack:      ack,
@@ -326,7 +326,7 @@ func (c *mlsChild) createGroup() (bool, error) {
 		}
 		var b Batch
 		b.PutGroup(id, st)
-		b.AppendLog(id, fmt.Appendf(nil, "create %x", kp.Ref()))
+		b.AppendLog(id, nil, fmt.Appendf(nil, "create %x", kp.Ref()))
 		b.PutWelcome([]byte(mlsPeer), id, sent.Welcome)
 		if err := c.s.Commit(&b); err != nil {
 			return false, err
@@ -360,7 +360,7 @@ func (c *mlsChild) nextStep() (bool, error) {
 			return false, fmt.Errorf("step %d: joined %q, want %q", i, g.GroupID(), id)
 		}
 		b.ConsumeKeyPackage(j.KeyPackageRef)
-		b.AppendLog(id, fmt.Appendf(nil, "join %d %x", i, j.KeyPackageRef))
+		b.AppendLog(id, nil, fmt.Appendf(nil, "join %d %x", i, j.KeyPackageRef))
 	} else {
 		cur := c.groups[string(id)]
 		if cur == nil {
@@ -373,11 +373,11 @@ func (c *mlsChild) nextStep() (bool, error) {
 		g = rec.Group
 		switch {
 		case step.Kind == "msg" && rec.Kind == mlsgroup.KindApplication:
-			b.AppendLog(id, fmt.Appendf(nil, "msg %d %s", i, rec.Plaintext))
+			b.AppendLog(id, nil, fmt.Appendf(nil, "msg %d %s", i, rec.Plaintext))
 		case step.Kind == "commit" && rec.Kind == mlsgroup.KindCommit && !g.Removed():
-			b.AppendLog(id, fmt.Appendf(nil, "commit %d %d", i, g.Epoch()))
+			b.AppendLog(id, nil, fmt.Appendf(nil, "commit %d %d", i, g.Epoch()))
 		case step.Kind == "remove" && rec.Kind == mlsgroup.KindCommit && g.Removed():
-			b.AppendLog(id, fmt.Appendf(nil, "removed %d", i))
+			b.AppendLog(id, nil, fmt.Appendf(nil, "removed %d", i))
 			b.DeleteGroup(id)
 		default:
 			return false, fmt.Errorf("step %d: %s processed as kind %d", i, step.Kind, rec.Kind)
@@ -393,7 +393,7 @@ func (c *mlsChild) nextStep() (bool, error) {
 		}
 		b.PutGroup(id, st)
 	}
-	b.AppendLog([]byte(mlsProgress), strconv.AppendInt(nil, int64(i), 10))
+	b.AppendLog([]byte(mlsProgress), nil, strconv.AppendInt(nil, int64(i), 10))
 	if err := c.s.Commit(&b); err != nil {
 		return false, err
 	}
@@ -713,7 +713,7 @@ func (w *mlsWorkload) verifyGroup(s *Store, id string, pg *mlsPeerGroup, done in
 	if err != nil {
 		return err
 	}
-	cfg := mlsgroup.Config{Storage: s, Rand: w.rnd, Now: time.Now}
+	cfg := mlsgroup.Config{Storage: mlsStorageOf(s), Rand: w.rnd, Now: time.Now}
 	g, err := mlsgroup.LoadGroup(cfg, raw)
 	if err != nil {
 		return err

@@ -18,10 +18,6 @@ import (
 	"github.com/spacepanda/spacepanda/mlsgroup"
 )
 
-// The store is mlsgroup's Storage. Only tests may say so with mlsgroup's
-// own type: store's code does not import mlsgroup.
-var _ mlsgroup.Storage = (*Store)(nil)
-
 // TestKeyPackageStatusIsMLSGroups checks the statuses Store reports against
 // the constants of mlsgroup, which Store cannot name.
 func TestKeyPackageStatusIsMLSGroups(t *testing.T) {
@@ -69,7 +65,7 @@ func childBob(dir, arg string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, s.Close()) }()
-	cfg := mlsgroup.Config{Storage: s, Rand: rand.Reader, Now: time.Now}
+	cfg := mlsgroup.Config{Storage: mlsStorageOf(s), Rand: rand.Reader, Now: time.Now}
 
 	if mode == "keypackage" {
 		signer, err := mlsgroup.GenerateSigner(mlsgroup.DefaultCipherSuite, rand.Reader)
@@ -140,7 +136,7 @@ func childBob(dir, arg string) (err error) {
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
 		b.ConsumeKeyPackage(j.KeyPackageRef)
-		b.AppendLog(g.GroupID(), fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
+		b.AppendLog(g.GroupID(), nil, fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
@@ -198,7 +194,7 @@ func childBob(dir, arg string) (err error) {
 		}
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
-		b.AppendLog(g.GroupID(), []byte(entry))
+		b.AppendLog(g.GroupID(), nil, []byte(entry))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}

@@ -81,13 +81,13 @@ func TestConcurrentMixedOperations(t *testing.T) {
 					var b Batch
 					epoch++
 					b.PutGroup(g, fmt.Appendf(nil, "state %d", epoch))
-					b.AppendLog(g, fmt.Appendf(nil, "commit %d", epoch))
+					b.AppendLog(g, nil, fmt.Appendf(nil, "commit %d", epoch))
 					b.DeleteEpochSecrets(g, epoch)
 					b.PutEpochSecret(g, epoch, nil, fmt.Appendf(nil, "secret %d", epoch))
 					err = s.Commit(&b)
 				case 2: // a message on the shared channel
 					var b Batch
-					b.AppendLog(shared, fmt.Appendf(nil, "w%d m%d", w, i))
+					b.AppendLog(shared, nil, fmt.Appendf(nil, "w%d m%d", w, i))
 					if err = s.Commit(&b); err == nil {
 						mu.Lock()
 						seqs = append(seqs, b.Seqs()...)
@@ -95,7 +95,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 					}
 				case 3: // KeyPackages: put, read, consume, sweep
 					ref := fmt.Appendf(nil, "kp-%d-%d", w, i)
-					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix())); err != nil {
+					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix()), false); err != nil {
 						break
 					}
 					if _, st, kerr := s.KeyPackage(ref); kerr != nil || st != KeyPackageAvailable {
@@ -200,7 +200,7 @@ func TestCloseDuringOperations(t *testing.T) {
 			for i := 0; ; i++ {
 				var b Batch
 				b.PutGroup(fmt.Appendf(nil, "g%d", w), []byte("s"))
-				b.AppendLog([]byte("ch"), []byte("m"))
+				b.AppendLog([]byte("ch"), nil, []byte("m"))
 				b.DeleteEpochSecrets(fmt.Appendf(nil, "g%d", w), uint64(i))
 				err := s.Commit(&b)
 				if err == nil {

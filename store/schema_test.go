@@ -116,7 +116,7 @@ func TestMigrateFromSchemaV1(t *testing.T) {
 	// The migrated store behaves as a new one: a new group is counted.
 	var b Batch
 	b.PutGroup([]byte("new"), []byte("state"))
-	b.AppendLog([]byte("v1-group-0"), []byte("after migration"))
+	b.AppendLog([]byte("v1-group-0"), nil, []byte("after migration"))
 	commit(t, s, &b)
 	if seq := b.Seqs(); seq[0] != 4 {
 		t.Errorf("log continued at %d, want 4", seq[0])

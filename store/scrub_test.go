@@ -35,7 +35,7 @@ func fsHistory(t testing.TB, s *Store, marker func(string) []byte) (deleted, ali
 	}
 
 	var kp Batch
-	kp.PutKeyPackage(ref, marker("init key"), 1<<40)
+	kp.PutKeyPackage(ref, marker("init key"), 1<<40, false)
 	must(&kp)
 	raw(deleted, "consumed init key", kpKey(ref))
 	if err := s.db.CompactRange(util.Range{}); err != nil {
@@ -56,7 +56,7 @@ func fsHistory(t testing.TB, s *Store, marker func(string) []byte) (deleted, ali
 	msg.PutGroup(g, marker("state epoch 1 after m0"))
 	msg.DeleteEpochSecret(g, 1, []byte("m0"))
 	msg.PutEpochSecret(g, 1, []byte("m1"), marker("message key 1"))
-	msg.AppendLog(g, []byte("message 0"))
+	msg.AppendLog(g, nil, []byte("message 0"))
 	must(&msg)
 	raw(deleted, "superseded group state 1'", groupKey(g))
 	raw(deleted, "unused message key of an old epoch", secretKey(g, 1, []byte("m1")))
@@ -65,7 +65,7 @@ func fsHistory(t testing.TB, s *Store, marker func(string) []byte) (deleted, ali
 	commit.PutGroup(g, marker("state epoch 2"))
 	commit.DeleteEpochSecrets(g, 2)
 	commit.PutEpochSecret(g, 2, []byte("epoch"), marker("epoch 2 secret"))
-	commit.AppendLog(g, []byte("commit to epoch 2"))
+	commit.AppendLog(g, nil, []byte("commit to epoch 2"))
 	must(&commit)
 	raw(alive, "group state 2", groupKey(g))
 	raw(alive, "epoch 2 secret", secretKey(g, 2, []byte("epoch")))
