@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -18,21 +19,19 @@ func benchVariants(b *testing.B, f func(b *testing.B, s *Store)) {
 	}
 }
 
-// BenchmarkCommitBatch: the batch of a processed MLS commit (2 KiB state,
-// a 256 B log entry, the old epoch's secrets deleted, two new ones).
+// BenchmarkCommitBatch: the batch of a processed MLS message (2 KiB state,
+// a 256 B log entry indexed by its message ID, the sync cursor advanced).
 func BenchmarkCommitBatch(b *testing.B) {
 	benchVariants(b, func(b *testing.B, s *Store) {
 		g := []byte("benchmark group")
-		state, entry, secret := bytes.Repeat([]byte{1}, 2048), bytes.Repeat([]byte{2}, 256), bytes.Repeat([]byte{3}, 32)
-		epoch := uint64(0)
+		state, entry := bytes.Repeat([]byte{1}, 2048), bytes.Repeat([]byte{2}, 256)
+		n := uint64(0)
 		for b.Loop() {
-			epoch++
+			n++
 			var batch Batch
 			batch.PutGroup(g, state)
-			batch.AppendLog(g, nil, entry)
-			batch.DeleteEpochSecrets(g, epoch)
-			batch.PutEpochSecret(g, epoch, []byte("epoch"), secret)
-			batch.PutEpochSecret(g, epoch, []byte("m0"), secret)
+			batch.AppendLog(g, binary.BigEndian.AppendUint64([]byte("message "), n), entry)
+			batch.PutSyncCursor(g, []byte("peer"), binary.BigEndian.AppendUint64(nil, n))
 			if err := s.Commit(&batch); err != nil {
 				b.Fatal(err)
 			}

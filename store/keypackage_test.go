@@ -113,7 +113,7 @@ func TestKeyPackageExpiry(t *testing.T) {
 func TestLastResortKeptUntilReplaced(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	var b Batch
-	b.PutLastResortKeyPackage([]byte("lr1"), []byte("p1"), 100)
+	b.PutKeyPackage([]byte("lr1"), []byte("p1"), 100, true)
 	b.PutKeyPackage([]byte("normal"), []byte("pn"), 100, false)
 	commit(t, s, &b)
 
@@ -128,7 +128,7 @@ func TestLastResortKeptUntilReplaced(t *testing.T) {
 	wantKP(t, s, []byte("lr1"), KeyPackageAvailable, []byte("p1"))
 
 	var repl Batch
-	repl.PutLastResortKeyPackage([]byte("lr2"), []byte("p2"), 2000)
+	repl.PutKeyPackage([]byte("lr2"), []byte("p2"), 2000, true)
 	commit(t, s, &repl)
 	if n, _ := s.ExpireKeyPackages(time.Unix(1000, 0)); n != 1 {
 		t.Errorf("expired %d, want the replaced last resort", n)

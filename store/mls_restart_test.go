@@ -81,7 +81,7 @@ func childBob(dir, arg string) (err error) {
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
-		kp, err := mlsgroup.NewKeyPackage(s, []byte("bob"), signer, mlsgroup.KeyPackageOptions{}, rand.Reader, time.Now())
+		kp, err := mlsgroup.NewKeyPackage(mlsStorageOf(s), []byte("bob"), signer, mlsgroup.KeyPackageOptions{}, rand.Reader, time.Now())
 		if err != nil {
 			return err
 		}
