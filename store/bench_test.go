@@ -106,3 +106,32 @@ func BenchmarkLogPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogSeqOf looks message IDs up in logs of 1 000 and 100 000
+// entries, as deduplication after a restart does: one read of the index,
+// so the time should not grow with the log.
+func BenchmarkLogSeqOf(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("log=%d", n), func(b *testing.B) {
+			s := openTest(b, b.TempDir(), nil)
+			ch, entry := []byte("channel"), bytes.Repeat([]byte{7}, 64)
+			id := func(i int) []byte { return binary.BigEndian.AppendUint64([]byte("message "), uint64(i)) }
+			for i := 0; i < n; i += 5000 {
+				var batch Batch
+				for j := i; j < min(i+5000, n); j++ {
+					batch.AppendLog(ch, id(j), entry)
+				}
+				if err := s.Commit(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				if seq, err := s.LogSeqOf(ch, id(i)); err != nil || seq != uint64(i+1) {
+					b.Fatalf("LogSeqOf(%d) = %d, %v", i, seq, err)
+				}
+				i = (i + 7919) % n
+			}
+		})
+	}
+}
