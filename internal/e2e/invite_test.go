@@ -70,7 +70,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	}
 	for _, m := range []*member{bob, carol} {
 		m.pub, err = keypkgdir.NewPublisher(keypkgdir.PublisherConfig{
-			DHT: m.host, Identity: m.key, Storage: m.st, Signer: m.signer, BatchSize: 2,
+			DHT: m.host, Identity: m.key, Storage: mlsStorage{m.st}, Signer: m.signer, BatchSize: 2,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +126,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if queued, err := alice.st.Welcomes(outboxRecipient); err != nil || len(queued) != 1 {
+	if queued, err := alice.st.Welcomes(); err != nil || len(queued) != 1 {
 		t.Fatalf("alice's stored outbox holds %d Welcomes (%v), want 1", len(queued), err)
 	}
 	if err := alice.host.SendWelcome(ctx, carol.id, sent.Welcome); err != nil {
@@ -166,7 +166,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("alice never learnt that bob acknowledged")
 	}
-	if queued, err := alice.st.Welcomes(outboxRecipient); err != nil || len(queued) != 0 {
+	if queued, err := alice.st.Welcomes(); err != nil || len(queued) != 0 {
 		t.Fatalf("alice's stored outbox holds %d Welcomes (%v) after the acknowledgement", len(queued), err)
 	}
 	if _, status, _ := bob.st.KeyPackage(bobKP.Ref()); status != mlsgroup.KeyPackageConsumed {

@@ -36,10 +36,6 @@ var (
 	mlsKeyName    = []byte("mls")
 )
 
-// outboxRecipient is the recipient under which the p2p outbox keeps its
-// Welcomes in the store (see outbox).
-var outboxRecipient = []byte("p2p-outbox")
-
 // validation is every member's say in credentials: a KeyPackage's identity
 // is the bytes of a peer ID (keypkgdir), so anything else is refused.
 var validation = mlsgroup.ValidationOptions{
@@ -171,7 +167,18 @@ func (m *member) loadGroups() {
 
 // config hands mlsgroup the member's one Storage: its store.
 func (m *member) config() mlsgroup.Config {
-	return mlsgroup.Config{Storage: m.st, Rand: rand.Reader, Now: time.Now, Validation: validation}
+	return mlsgroup.Config{Storage: mlsStorage{m.st}, Rand: rand.Reader, Now: time.Now, Validation: validation}
+}
+
+// mlsStorage hands the store to mlsgroup. (*store.Store).PutKeyPackage
+// takes the lastResort parameter of mlsgroup's Storage as it is being
+// changed; until that change is merged, mlsgroup asks for the old
+// three-parameter form, which this gives it (never last resort). Once
+// merged, m.st goes to mlsgroup directly and this type goes.
+type mlsStorage struct{ *store.Store }
+
+func (s mlsStorage) PutKeyPackage(ref, private []byte, notAfter uint64) error {
+	return s.Store.PutKeyPackage(ref, private, notAfter, false)
 }
 
 func (m *member) setGroup(g *mlsgroup.Group) {
@@ -191,7 +198,7 @@ func (m *member) start(ctx context.Context, bootstrap []string, done func(p2p.Pe
 		Datastore:       m.st.Datastore(),
 		Validators:      map[string]p2p.Validator{keypkgdir.Namespace: directoryValidator},
 		WelcomeHandler:  m.handleWelcome,
-		WelcomeStore:    outbox{m.st},
+		WelcomeStore:    m.st,
 		WelcomeDone:     done,
 		WelcomeRetryMax: 2 * time.Second,
 		SyncProvider:    m.serveSync,
@@ -377,7 +384,8 @@ func (m *member) persist(g *mlsgroup.Group, message []byte) error {
 	var b store.Batch
 	b.PutGroup(g.GroupID(), state)
 	if message != nil {
-		b.AppendLog(g.GroupID(), message)
+		h := sha256.Sum256(message)
+		b.AppendLog(g.GroupID(), h[:], message)
 	}
 	if err := m.st.Commit(&b); err != nil {
 		return err
@@ -459,35 +467,8 @@ func (m *member) received() []string {
 	return slices.Clone(m.plaintexts)
 }
 
-// outbox keeps p2p's Welcome outbox in the store's Welcome namespace. The
-// store files Welcomes by recipient, while p2p's WelcomeStore hands over
-// only an ID and an opaque value (which holds the recipient in p2p's
-// encoding), so they all go under one recipient.
-type outbox struct{ st *store.Store }
-
-func (o outbox) PutWelcome(id, value []byte) error {
-	var b store.Batch
-	b.PutWelcome(outboxRecipient, id, value)
-	return o.st.Commit(&b)
-}
-
-func (o outbox) DeleteWelcome(id []byte) error {
-	var b store.Batch
-	b.DeleteWelcome(outboxRecipient, id)
-	return o.st.Commit(&b)
-}
-
-func (o outbox) Welcomes() ([][]byte, error) {
-	ws, err := o.st.Welcomes(outboxRecipient)
-	if err != nil {
-		return nil, err
-	}
-	values := make([][]byte, len(ws))
-	for i, w := range ws {
-		values[i] = w.Data
-	}
-	return values, nil
-}
+// The store is p2p's Welcome outbox as it is, without an adapter.
+var _ p2p.WelcomeStore = (*store.Store)(nil)
 
 // testLogger logs a host's events to stderr when E2E_LOG is set.
 func testLogger(name string) *slog.Logger {
