@@ -299,7 +299,9 @@ func (w *writer) has(key []byte) (bool, error) {
 // put stages key = plain. Overwriting a secret-bearing value leaves the old
 // one in the files until a scrub compacts it away.
 func (w *writer) put(key, plain []byte) error {
-	if secretBearing(key[0]) && key[0] != nsLog { // log keys are never reused
+	// Log keys are never reused, and appendLog puts an index entry only
+	// where there is none: neither overwrites, so neither needs the read.
+	if secretBearing(key[0]) && key[0] != nsLog && key[0] != nsLogID && key[0] != nsLogSeqID {
 		ok, err := w.has(key)
 		if err != nil {
 			return err

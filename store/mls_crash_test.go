@@ -87,8 +87,6 @@ const (
 	// mlsProgress is a test-only log channel with one entry per script
 	// step processed: its head is the number of steps done.
 	mlsProgress = "mls-script-progress"
-	// mlsPeer is the recipient of the Welcomes the child sends the peer.
-	mlsPeer = "peer"
 	// mlsSignerName is the child's signature key in the store.
 	mlsSignerName = "node"
 	// mlsScriptFile is the script's name next to the data directory.
