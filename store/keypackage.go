@@ -50,15 +50,11 @@ func (s *Store) decodeKP(ref, v []byte) (notAfter uint64, flags byte, private []
 }
 
 // PutKeyPackage durably stores the private half of a KeyPackage, in its own
-// synced batch; lastResort flags it as the last-resort KeyPackage (see
-// Batch.PutLastResortKeyPackage). It implements mlsgroup.Storage.
+// synced batch; Batch.PutKeyPackage says what lastResort changes. It
+// implements mlsgroup.Storage.
 func (s *Store) PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error {
 	var b Batch
-	var flags byte
-	if lastResort {
-		flags = kpLastResort
-	}
-	b.putKeyPackage(ref, private, notAfter, flags)
+	b.PutKeyPackage(ref, private, notAfter, lastResort)
 	return s.Commit(&b)
 }
 

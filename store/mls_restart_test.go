@@ -140,7 +140,7 @@ func childBob(dir, arg string) (err error) {
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
 		b.ConsumeKeyPackage(j.ConsumedKeyPackage)
-		b.AppendLog(g.GroupID(), fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
+		b.AppendLog(g.GroupID(), nil, fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func childBob(dir, arg string) (err error) {
 		}
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
-		b.AppendLog(g.GroupID(), []byte(entry))
+		b.AppendLog(g.GroupID(), nil, []byte(entry))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
