@@ -63,6 +63,9 @@ type channel struct {
 	leaving     bool
 	joinedEpoch uint64
 	fallback    *time.Timer
+	// selfRemoving are the leaves that proposed their own removal in this
+	// epoch, so that a commit removing them reads as a leave.
+	selfRemoving map[uint32]bool
 }
 
 // snapshot is what readers off the loop see of a channel.
@@ -387,6 +390,14 @@ func (c *channel) process(m inbound) error {
 			return err
 		}
 		c.setGroup(eff.Group)
+		if eff.ProposalType == mlsgroup.ProposalRemove && eff.Sender.Type == mlsgroup.SenderMember {
+			// The node proposes only its own removal (Leave); a member
+			// that removes another commits the removal itself.
+			if c.selfRemoving == nil {
+				c.selfRemoving = make(map[uint32]bool)
+			}
+			c.selfRemoving[eff.Sender.LeafIndex] = true
+		}
 		c.scheduleCommitPending(eff.Sender.LeafIndex)
 		return nil
 	case mlsgroup.KindApplication:
@@ -517,14 +528,13 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 	if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursor: cursorOf(m)}); err != nil {
 		return err
 	}
-	before := c.snap.Load()
 	clear(c.candidates)
 	if c.settleTimer != nil {
 		c.settleTimer.Stop()
 		c.settleTimer, c.settleC = nil, nil
 	}
 	c.setGroup(eff.Group)
-	c.commitEvents(eff, before)
+	c.commitEvents(eff)
 	switch {
 	case eff.OwnCommit && c.staged != nil:
 		c.staged.finish(nil)
@@ -537,7 +547,8 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 }
 
 // commitEvents tells subscribers what a commit changed.
-func (c *channel) commitEvents(eff *mlsgroup.Effects, before *snapshot) {
+func (c *channel) commitEvents(eff *mlsgroup.Effects) {
+	defer clear(c.selfRemoving)
 	ep := eff.Group.Epoch()
 	c.n.emit(Event{Type: EventEpoch, Channel: c.id, Epoch: ep})
 	if eff.Commit == nil {
@@ -554,10 +565,9 @@ func (c *channel) commitEvents(eff *mlsgroup.Effects, before *snapshot) {
 			continue
 		}
 		typ := EventMemberRemoved
-		if m.LeafIndex == eff.Sender.LeafIndex || eff.Sender.Type != mlsgroup.SenderMember {
+		if c.selfRemoving[m.LeafIndex] {
 			typ = EventMemberLeft
 		}
-		_ = before
 		c.n.emit(Event{Type: typ, Channel: c.id, Epoch: ep, Peer: p})
 	}
 	if eff.Commit.SelfRemoved {

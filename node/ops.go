@@ -55,8 +55,9 @@ type HistoryOptions struct {
 	// Before, if set, returns the messages before this Seq, newest first.
 	Before uint64
 	// After, if set (and Before is not), returns the messages after this
-	// Seq, oldest first.
-	After uint64
+	// Seq, oldest first; so does Ascending, from After (0: the start).
+	After     uint64
+	Ascending bool
 	// Limit caps the page; zero means 100, at most 1000.
 	Limit int
 }
@@ -75,7 +76,7 @@ func (n *Node) History(channelID []byte, opts HistoryOptions) ([]Message, error)
 	limit = min(limit, 1000)
 	// Commits and proposals share the log: pages are read until limit
 	// messages are found or the log ends.
-	newestFirst := opts.Before != 0 || opts.After == 0
+	newestFirst := opts.Before != 0 || opts.After == 0 && !opts.Ascending
 	cursor := opts.After
 	if newestFirst {
 		cursor = opts.Before

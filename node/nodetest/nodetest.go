@@ -58,6 +58,7 @@ func NewMocknet(t testing.TB, opts mocknet.LinkOptions) *Cluster {
 // Peer is one node of a cluster and what it heard.
 type Peer struct {
 	*node.Node
+	id   peer.ID
 	Name string
 	Dir  string
 	c    *Cluster
@@ -156,6 +157,7 @@ func (p *Peer) Start() {
 	}
 	p.mu.Lock()
 	p.Node = n
+	p.id = n.ID()
 	p.sub = n.Subscribe(1 << 16)
 	p.changed = make(chan struct{})
 	p.done = make(chan struct{})
@@ -173,6 +175,9 @@ func (p *Peer) Start() {
 	}()
 	t.Cleanup(p.Stop)
 }
+
+// ID is the peer's ID, also while it is stopped.
+func (p *Peer) ID() peer.ID { return p.id }
 
 // Stop closes the node; its data directory stays for Start.
 func (p *Peer) Stop() {
@@ -248,7 +253,7 @@ func (p *Peer) History(channel []byte) []node.Message {
 	t.Helper()
 	var all []node.Message
 	for after := uint64(0); ; {
-		page, err := p.Node.History(channel, node.HistoryOptions{After: after, Limit: 1000})
+		page, err := p.Node.History(channel, node.HistoryOptions{After: after, Ascending: true, Limit: 1000})
 		if err != nil {
 			t.Fatalf("%s: history: %v", p.Name, err)
 		}
