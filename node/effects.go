@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/sha256"
 	"errors"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -80,6 +79,3 @@ func (n *Node) inLog(channel []byte, h [32]byte) (bool, error) {
 	}
 	return false, err
 }
-
-// hashOf is the dedup key of a message.
-func hashOf(msg []byte) [32]byte { return sha256.Sum256(msg) }
