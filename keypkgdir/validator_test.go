@@ -332,8 +332,8 @@ func TestValidatorBinding(t *testing.T) {
 	}
 	good := func() *mlsgroup.KeyPackage { return a.keyPackage(t, a.key, testNow) }
 	for _, tc := range []struct {
-		name  string
-		last  *mlsgroup.KeyPackage
+		name string
+		last *mlsgroup.KeyPackage
 		want error // nil: valid
 	}{
 		{"bound", good(), nil},
