@@ -8,6 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/spacepanda/spacepanda/mlsgroup"
 )
 
 // identityOf builds an Identity field by field, as a forger would.
@@ -168,4 +170,42 @@ func FuzzPeerOf(f *testing.F) {
 			t.Fatalf("identity %x re-encodes to %x (%v)", identity, again, err)
 		}
 	})
+}
+
+// TestGroupRefusesForgedBinding: in a group whose members set
+// CredentialValidator, anyone holding the group can check a KeyPackage's
+// binding: Add of bob's KeyPackage works, and Add of mallory's KeyPackage
+// carrying bob's identity (his genuine binding of his own MLS key, copied)
+// or a binding with a broken signature is refused.
+func TestGroupRefusesForgedBinding(t *testing.T) {
+	alice, bob, mallory := newTestPeer(t, 1), newTestPeer(t, 2), newTestPeer(t, 3)
+	cfg := mlsgroup.Config{Storage: alice.st, Rand: alice.rand, Now: fixedClock(testNow),
+		Validation: mlsgroup.ValidationOptions{Credentials: CredentialValidator}}
+	g, err := mlsgroup.CreateGroup(cfg, []byte("group"), bound(t, alice.key, alice.signer), alice.signer, mlsgroup.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobs := bob.keyPackage(t, bob.key, testNow)
+	broken := slices.Clone(bound(t, mallory.key, mallory.signer))
+	broken[len(broken)-1] ^= 1
+	for _, tc := range []struct {
+		name string
+		kp   *mlsgroup.KeyPackage
+		ok   bool
+	}{
+		{"bob's", bobs, true},
+		{"bob's identity on mallory's key", mallory.keyPackageWith(t, bobs.Identity(), testNow), false},
+		{"broken signature", mallory.keyPackageWith(t, broken, testNow), false},
+		{"raw peer ID", mallory.keyPackageWith(t, []byte(mallory.id), testNow), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := g.Commit(mlsgroup.CommitOptions{Proposals: []mlsgroup.Proposal{mlsgroup.AddProposal(tc.kp)}})
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("Add: %v", err)
+			case !tc.ok && (!errors.Is(err, mlsgroup.ErrCredentialRejected) || !errors.Is(err, ErrBadBinding)):
+				t.Fatalf("Add: %v, want ErrCredentialRejected and ErrBadBinding", err)
+			}
+		})
+	}
 }
