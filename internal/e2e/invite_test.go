@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/spacepanda/spacepanda/keypkgdir"
 	"github.com/spacepanda/spacepanda/mlsgroup"
 	"github.com/spacepanda/spacepanda/p2p"
@@ -88,8 +86,11 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fetching carol's KeyPackage: %v", err)
 	}
-	if !bytes.Equal(bobKP.Identity(), []byte(bob.id)) || !bytes.Equal(carolKP.Identity(), []byte(carol.id)) {
-		t.Fatal("fetched KeyPackages name other identities")
+	if bobPeer, err := keypkgdir.PeerOf(bobKP.Identity(), bobKP.SignatureKey()); err != nil || bobPeer != bob.id {
+		t.Fatalf("bob's fetched KeyPackage names %s (%v)", bobPeer, err)
+	}
+	if carolPeer, err := keypkgdir.PeerOf(carolKP.Identity(), carolKP.SignatureKey()); err != nil || carolPeer != carol.id {
+		t.Fatalf("carol's fetched KeyPackage names %s (%v)", carolPeer, err)
 	}
 	lap("1. KeyPackages published and fetched", step)
 
@@ -100,7 +101,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	bob.goOffline()
 	bob.pub = nil
 	waitFor(ctx, t, "alice to see bob gone", func() bool { return !slices.Contains(alice.host.Connected(), bob.id) })
-	g, err := mlsgroup.CreateGroup(alice.config(), randomID(t), []byte(alice.id), alice.signer, mlsgroup.GroupOptions{})
+	g, err := mlsgroup.CreateGroup(alice.config(), randomID(t), alice.identity(), alice.signer, mlsgroup.GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestInviteOfflineThenCatchUp(t *testing.T) {
 	}
 	online := time.Now()
 	bob.start(ctx, relay.Addrs(), nil)
-	if bob.id != peer.ID(bobKP.Identity()) {
+	if p, err := keypkgdir.PeerOf(bobKP.Identity(), bobKP.SignatureKey()); err != nil || p != bob.id {
 		t.Fatal("bob came back with another identity")
 	}
 	var joinedAt time.Time

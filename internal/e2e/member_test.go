@@ -40,14 +40,10 @@ var (
 // Welcomes in the store (see outbox).
 var outboxRecipient = []byte("p2p-outbox")
 
-// validation is every member's say in credentials: a KeyPackage's identity
-// is the bytes of a peer ID (keypkgdir), so anything else is refused.
-var validation = mlsgroup.ValidationOptions{
-	Credentials: func(_ uint16, identity, _ []byte) error {
-		_, err := peer.IDFromBytes(identity)
-		return err
-	},
-}
+// validation is every member's say in credentials: a leaf's identity must
+// bind its MLS signature key to a peer (keypkgdir.NewIdentity), so anything
+// else is refused by every member, on every join, add, update and commit.
+var validation = mlsgroup.ValidationOptions{Credentials: keypkgdir.CredentialValidator}
 
 // directoryValidator is every node's validator for the KeyPackage
 // directory: it accepts only the suite the nodes use, so that no one can
@@ -275,7 +271,7 @@ func (m *member) serveSync(_ context.Context, from peer.ID, channel, after []byt
 	if g == nil || !bytes.Equal(channel, g.GroupID()) {
 		return nil, errors.New("no such channel")
 	}
-	if !slices.ContainsFunc(g.Members(), func(mb mlsgroup.Member) bool { return bytes.Equal(mb.Identity, []byte(from)) }) {
+	if !slices.ContainsFunc(g.Members(), func(mb mlsgroup.Member) bool { return isPeer(mb, from) }) {
 		return nil, errors.New("not a member")
 	}
 	var seq uint64
@@ -295,6 +291,25 @@ func (m *member) serveSync(_ context.Context, from peer.ID, channel, after []byt
 		entries[i] = p2p.SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, e.Seq), Data: e.Data}
 	}
 	return entries, nil
+}
+
+// isPeer reports whether mb's leaf is bound to peer p. Its binding was
+// checked when the leaf entered the group; PeerOf checks it again rather
+// than trust a decoding alone.
+func isPeer(mb mlsgroup.Member, p peer.ID) bool {
+	id, err := keypkgdir.PeerOf(mb.Identity, mb.SignatureKey)
+	return err == nil && id == p
+}
+
+// identity is the member's credential identity: its MLS signature key
+// bound to its peer ID.
+func (m *member) identity() []byte {
+	m.t.Helper()
+	id, err := keypkgdir.NewIdentity(m.key, m.signer.PublicKey())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return id
 }
 
 // validate is the channel's MessageValidator: it reads what can be read of
