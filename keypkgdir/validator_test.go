@@ -312,3 +312,55 @@ func BenchmarkValidateFullRecord(b *testing.B) {
 		}
 	}
 }
+
+// TestValidatorBinding: a KeyPackage names its record's peer only through
+// an Identity binding its own signature key to that peer. The old format,
+// the peer ID's bytes, and forged bindings are refused before any
+// KeyPackage is verified, whatever Options.Credentials lets through.
+func TestValidatorBinding(t *testing.T) {
+	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
+	sig, err := a.key.Sign(bindingMessage(a.signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[len(sig)-1] ^= 1
+	forgedSig := identityOf(t, 1, publicKey(t, a.key), sig)
+	// a's genuine binding of b's MLS key, on a KeyPackage a's key signs.
+	otherKey, err := NewIdentity(a.key, b.signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() *mlsgroup.KeyPackage { return a.keyPackage(t, a.key, testNow) }
+	for _, tc := range []struct {
+		name string
+		last *mlsgroup.KeyPackage
+		want error // nil: valid
+	}{
+		{"bound", good(), nil},
+		{"raw peer ID", a.keyPackageWith(t, []byte(a.id), testNow), ErrWrongIdentity},
+		{"forged signature", a.keyPackageWith(t, forgedSig, testNow), ErrBadBinding},
+		{"binding of another MLS key", a.keyPackageWith(t, otherKey, testNow), ErrBadBinding},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			value := a.record(t, 1, good(), tc.last)
+			for _, v := range []Validator{
+				{Now: fixedClock(testNow)},
+				{Now: fixedClock(testNow), Options: mlsgroup.ValidationOptions{Credentials: CredentialValidator}},
+			} {
+				if err := v.Validate(Key(a.id), value); tc.want == nil && err != nil || tc.want != nil && (!errors.Is(err, tc.want) || !errors.Is(err, ErrWrongIdentity)) {
+					t.Fatalf("Validate (Credentials set: %t): %v, want %v", v.Options.Credentials != nil, err, tc.want)
+				}
+			}
+			var verified int
+			err := counting(&verified).Validate(Key(a.id), value)
+			switch {
+			case tc.want == nil && (err != nil || verified != 2):
+				t.Fatalf("accepting every credential: %v, %d verified", err, verified)
+			case tc.want != nil && !errors.Is(err, ErrWrongIdentity):
+				t.Fatalf("accepting every credential: %v, want ErrWrongIdentity", err)
+			case tc.want != nil && verified != 0:
+				t.Fatalf("%d KeyPackages verified before the binding was refused", verified)
+			}
+		})
+	}
+}
