@@ -50,9 +50,7 @@ type WelcomeHandler func(ctx context.Context, from peer.ID, welcome []byte) erro
 
 // WelcomeStore keeps the outbox's pending Welcomes across restarts. Values
 // are opaque bytes that p2p encodes and versions; ids are the ids of
-// PendingWelcome. The node adapts the store package's pending-Welcome key
-// space to it (store files Welcomes by recipient, which these opaque values
-// do not expose; see internal/e2e for such an adapter).
+// PendingWelcome. The store package's *Store satisfies it as it is.
 type WelcomeStore interface {
 	// PutWelcome durably stores value under id, replacing any value there.
 	PutWelcome(id, value []byte) error

@@ -10,7 +10,8 @@ import (
 )
 
 // welcomeStore is p2p's WelcomeStore spelled out: store does not import
-// p2p, and internal/e2e holds the check against the real interface.
+// p2p, and node hands the store to p2p as its WelcomeStore, which checks
+// it against the real interface at compile time.
 type welcomeStore interface {
 	PutWelcome(id, value []byte) error
 	DeleteWelcome(id []byte) error
