@@ -92,12 +92,17 @@ func (nd *node) publisher(tb testing.TB, republish time.Duration) *keypkgdir.Pub
 	return p
 }
 
-// keyPackages makes KeyPackages naming identity with nd's keys.
-func (nd *node) keyPackages(tb testing.TB, identity peer.ID, n int) []keypkgdir.Entry {
+// keyPackages makes KeyPackages with nd's MLS keys, their identities
+// binding nd's signature key to the peer of names.
+func (nd *node) keyPackages(tb testing.TB, names crypto.PrivKey, n int) []keypkgdir.Entry {
 	tb.Helper()
+	identity, err := keypkgdir.NewIdentity(names, nd.signer.PublicKey())
+	if err != nil {
+		tb.Fatal(err)
+	}
 	entries := make([]keypkgdir.Entry, n)
 	for i := range entries {
-		kp, err := mlsgroup.NewKeyPackage(nd.st, []byte(identity), nd.signer, mlsgroup.KeyPackageOptions{}, rand.Reader, time.Now())
+		kp, err := mlsgroup.NewKeyPackage(nd.st, identity, nd.signer, mlsgroup.KeyPackageOptions{}, rand.Reader, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -123,8 +128,8 @@ func TestFetchFromEveryHost(t *testing.T) {
 		if err != nil {
 			t.Fatalf("host %d: %v", i+1, err)
 		}
-		if !bytes.Equal(kp.Identity(), []byte(owner.ID())) {
-			t.Fatalf("host %d fetched a KeyPackage of %q", i+1, kp.Identity())
+		if p, err := keypkgdir.PeerOf(kp.Identity(), kp.SignatureKey()); err != nil || p != owner.ID() {
+			t.Fatalf("host %d fetched a KeyPackage of %s (%v)", i+1, p, err)
 		}
 		if _, status, _ := owner.st.KeyPackage(kp.Ref()); status != mlsgroup.KeyPackageAvailable {
 			t.Fatalf("host %d fetched a KeyPackage whose private keys the owner lacks", i+1)
@@ -197,17 +202,17 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 	}
 	now := time.Now()
 	expiry := now.Add(time.Hour)
-	own := victim.keyPackages(t, victim.ID(), 2)
+	own := victim.keyPackages(t, victim.key, 2)
 	bad := []struct {
 		name  string
 		value []byte
 	}{
 		{"signed by another key", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: own}, rogueKey)},
-		{"another peer's record", sealAs(keypkgdir.Record{Peer: rogueID, Seq: 1, Expiry: expiry, Entries: rogue.keyPackages(t, rogueID, 2)}, rogueKey)},
+		{"another peer's record", sealAs(keypkgdir.Record{Peer: rogueID, Seq: 1, Expiry: expiry, Entries: rogue.keyPackages(t, rogueKey, 2)}, rogueKey)},
 		{"expired", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: now.Add(-time.Minute), Entries: own}, victim.key)},
-		{"oversized", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: victim.keyPackages(t, victim.ID(), 60)}, victim.key)},
+		{"oversized", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: victim.keyPackages(t, victim.key, 60)}, victim.key)},
 		{"another identity's KeyPackage", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry,
-			Entries: append(own[:1:1], victim.keyPackages(t, nodes[2].ID(), 1)...)}, victim.key)},
+			Entries: append(own[:1:1], victim.keyPackages(t, nodes[2].key, 1)...)}, victim.key)},
 	}
 	for _, nd := range nodes {
 		if err := connectTo(ctx, rh, nd); err != nil {

@@ -24,7 +24,7 @@ func TestFetch(t *testing.T) {
 	// Inviters pick among the one-time KeyPackages, never the last-resort
 	// one while another is left.
 	kps := []*mlsgroup.KeyPackage{
-		a.keyPackage(t, []byte(a.id), testNow), a.keyPackage(t, []byte(a.id), testNow), a.keyPackage(t, []byte(a.id), testNow),
+		a.keyPackage(t, a.key, testNow), a.keyPackage(t, a.key, testNow), a.keyPackage(t, a.key, testNow),
 	}
 	dht.PutValue(ctx, Key(a.id), a.record(t, 1, kps...))
 	picked := make(map[string]int)
@@ -33,7 +33,7 @@ func TestFetch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(kp.Identity(), []byte(a.id)) {
+		if p, err := PeerOf(kp.Identity(), kp.SignatureKey()); err != nil || p != a.id {
 			t.Fatal("fetched a KeyPackage of another identity")
 		}
 		picked[string(kp.Ref())]++

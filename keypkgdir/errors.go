@@ -23,9 +23,14 @@ var (
 	ErrBadSignature = errors.New("keypkgdir: bad record signature")
 	// ErrWrongPeer: a record of one peer stored under another's key.
 	ErrWrongPeer = errors.New("keypkgdir: record of another peer")
-	// ErrWrongIdentity: a KeyPackage whose credential names someone other
-	// than the peer whose record holds it.
+	// ErrWrongIdentity: a KeyPackage whose credential does not name the
+	// peer whose record holds it: it names another peer, or its identity
+	// does not bind its signature key (it wraps ErrBadBinding too then).
 	ErrWrongIdentity = errors.New("keypkgdir: KeyPackage of another identity")
+	// ErrBadBinding: a credential identity that does not decode as an
+	// Identity of a version this package knows, or whose signature by the
+	// peer's libp2p key does not cover the leaf's MLS signature key.
+	ErrBadBinding = errors.New("keypkgdir: identity does not bind the MLS signature key")
 	// ErrInvalidKeyPackage: a KeyPackage in the record fails MLS validation
 	// (RFC 9420 §10.1), is listed twice, ends before the record does, or is
 	// in a cipher suite the Validator does not accept or another than the

@@ -14,7 +14,7 @@ import (
 // one whose signature does not cover every byte.
 func FuzzOpenRecord(f *testing.F) {
 	a, b := newTestPeer(f, 1), newTestPeer(f, 2)
-	kp := a.keyPackage(f, []byte(a.id), testNow)
+	kp := a.keyPackage(f, a.key, testNow)
 	seeds := [][]byte{
 		a.validRecord(f, 7),
 		a.record(f, 1, kp),

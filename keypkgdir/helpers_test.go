@@ -52,8 +52,34 @@ func newTestPeer(tb testing.TB, seed uint64) *testPeer {
 	return &testPeer{key: key, id: id, signer: signer, st: &mlsgroup.MemoryStorage{}, rand: r}
 }
 
-// keyPackage makes a KeyPackage for identity, valid for a day from now.
-func (tp *testPeer) keyPackage(tb testing.TB, identity []byte, now time.Time) *mlsgroup.KeyPackage {
+// keyPackage makes a KeyPackage naming the peer of names, valid for a day
+// from now: its identity binds tp's signature key to that peer.
+func (tp *testPeer) keyPackage(tb testing.TB, names crypto.PrivKey, now time.Time) *mlsgroup.KeyPackage {
+	tb.Helper()
+	kp, err := mlsgroup.NewKeyPackage(tp.st, bound(tb, names, tp.signer), tp.signer, mlsgroup.KeyPackageOptions{Lifetime: 24 * time.Hour}, tp.rand, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp
+}
+
+// keyPackageIn is keyPackage in suite cs, signed by a new signer of it.
+func (tp *testPeer) keyPackageIn(tb testing.TB, cs mlsgroup.CipherSuite, names crypto.PrivKey, now time.Time) *mlsgroup.KeyPackage {
+	tb.Helper()
+	signer, err := mlsgroup.GenerateSigner(cs, tp.rand)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kp, err := mlsgroup.NewKeyPackage(tp.st, bound(tb, names, signer), signer, mlsgroup.KeyPackageOptions{Lifetime: 24 * time.Hour}, tp.rand, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp
+}
+
+// keyPackageWith makes a KeyPackage of tp's whose identity is identity,
+// whatever it binds.
+func (tp *testPeer) keyPackageWith(tb testing.TB, identity []byte, now time.Time) *mlsgroup.KeyPackage {
 	tb.Helper()
 	kp, err := mlsgroup.NewKeyPackage(tp.st, identity, tp.signer, mlsgroup.KeyPackageOptions{Lifetime: 24 * time.Hour}, tp.rand, now)
 	if err != nil {
@@ -62,18 +88,14 @@ func (tp *testPeer) keyPackage(tb testing.TB, identity []byte, now time.Time) *m
 	return kp
 }
 
-// keyPackageIn is keyPackage in suite cs, signed by a new signer of it.
-func (tp *testPeer) keyPackageIn(tb testing.TB, cs mlsgroup.CipherSuite, identity []byte, now time.Time) *mlsgroup.KeyPackage {
+// bound is NewIdentity of names and signer's public key.
+func bound(tb testing.TB, names crypto.PrivKey, signer *mlsgroup.Signer) []byte {
 	tb.Helper()
-	signer, err := mlsgroup.GenerateSigner(cs, tp.rand)
+	identity, err := NewIdentity(names, signer.PublicKey())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	kp, err := mlsgroup.NewKeyPackage(tp.st, identity, signer, mlsgroup.KeyPackageOptions{Lifetime: 24 * time.Hour}, tp.rand, now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return kp
+	return identity
 }
 
 // record seals a record of tp's holding kps, the last one last-resort,
@@ -97,8 +119,8 @@ func (tp *testPeer) record(tb testing.TB, seq uint64, kps ...*mlsgroup.KeyPackag
 // validRecord is a record of tp's with three KeyPackages.
 func (tp *testPeer) validRecord(tb testing.TB, seq uint64) []byte {
 	tb.Helper()
-	return tp.record(tb, seq, tp.keyPackage(tb, []byte(tp.id), testNow),
-		tp.keyPackage(tb, []byte(tp.id), testNow), tp.keyPackage(tb, []byte(tp.id), testNow))
+	return tp.record(tb, seq, tp.keyPackage(tb, tp.key, testNow),
+		tp.keyPackage(tb, tp.key, testNow), tp.keyPackage(tb, tp.key, testNow))
 }
 
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }

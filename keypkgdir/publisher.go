@@ -23,14 +23,20 @@ import (
 // documented on each.
 type PublisherConfig struct {
 	DHT DHT
-	// Identity is the node's libp2p key: it signs the record, and its peer
-	// ID is the identity of every KeyPackage.
+	// Identity is the node's libp2p key: it signs the record, and every
+	// KeyPackage's identity binds Signer to its peer ID (NewIdentity).
 	Identity crypto.PrivKey
 	// Storage is the node's one MLS provider: new KeyPackages' private
-	// keys go there, and stay until they expire.
+	// keys go there, the last-resort one marked as such, and stay until
+	// they expire or a join consumes them by the Storage's rule (which
+	// keeps the last-resort one).
 	Storage mlsgroup.Storage
 	// Signer is the node's MLS signature key.
 	Signer *mlsgroup.Signer
+	// KeyPackageOptions are the capabilities and extensions the node
+	// wants in every KeyPackage. The publisher sets Lifetime (from
+	// Lifetime below) and LastResort itself.
+	KeyPackageOptions mlsgroup.KeyPackageOptions
 	// Rand feeds KeyPackage generation; nil means crypto/rand.
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
@@ -133,12 +139,14 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}, nil
 }
 
-// Used tells the publisher that a Welcome consumed the KeyPackage ref: a
-// one-time KeyPackage leaves the record at the next publication, which
-// Run makes soon. It reports whether ref is the last-resort KeyPackage,
-// whose private keys the node must keep, since it stays published and may
-// be used again.
-func (p *Publisher) Used(ref []byte) (lastResort bool) {
+// Used is a notification: a KeyPackage was consumed, rotate it out soon.
+// The node calls it after the batch that saved the joined group (and
+// consumed the KeyPackage in its Storage) is durable. A one-time
+// KeyPackage leaves the record at the next publication, which Run makes
+// soon; the last-resort one stays published, as the Storage keeps its
+// private keys by its own rule. A ref the publisher does not know is
+// ignored.
+func (p *Publisher) Used(ref []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, e := range p.entries {
@@ -146,7 +154,7 @@ func (p *Publisher) Used(ref []byte) (lastResort bool) {
 			continue
 		}
 		if e.lastResort {
-			return true
+			return
 		}
 		p.entries = slices.Delete(p.entries, i, i+1)
 		p.published = nil
@@ -154,9 +162,8 @@ func (p *Publisher) Used(ref []byte) (lastResort bool) {
 		case p.kick <- struct{}{}:
 		default:
 		}
-		return false
+		return
 	}
-	return false
 }
 
 // Run publishes the record, then keeps it fresh until ctx ends: it
@@ -280,13 +287,21 @@ func (p *Publisher) refresh() ([]byte, error) {
 		batch = min(batch, p.fit-1)
 	}
 	for !hasLastResort || oneTime < batch {
-		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, []byte(p.self), p.cfg.Signer,
-			mlsgroup.KeyPackageOptions{Lifetime: p.cfg.Lifetime}, p.cfg.Rand, now)
+		// The last-resort KeyPackage comes first, so that a failure
+		// part way leaves the node invitable.
+		identity, err := NewIdentity(p.cfg.Identity, p.cfg.Signer.PublicKey())
+		if err != nil {
+			return nil, err
+		}
+		opts := p.cfg.KeyPackageOptions
+		opts.Lifetime, opts.LastResort = p.cfg.Lifetime, !hasLastResort
+		opts.NotBefore, opts.NotAfter = time.Time{}, time.Time{}
+		kp, err := mlsgroup.NewKeyPackage(p.cfg.Storage, identity, p.cfg.Signer, opts, p.cfg.Rand, now)
 		if err != nil {
 			return nil, fmt.Errorf("keypkgdir: making a KeyPackage: %w", err)
 		}
 		changed = true
-		if !hasLastResort {
+		if opts.LastResort {
 			entries, hasLastResort = append(entries, entry{kp: kp, lastResort: true}), true
 		} else {
 			entries, oneTime = append(entries, entry{kp: kp}), oneTime+1

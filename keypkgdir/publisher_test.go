@@ -81,11 +81,18 @@ func TestPublisher(t *testing.T) {
 		t.Fatal("republishing an unchanged batch did not put the same record again")
 	}
 
-	// A one-time KeyPackage is used: it leaves, a new one takes its place.
+	// A one-time KeyPackage is used: the node consumes it in its Storage,
+	// which deletes it, and notifies the publisher; it leaves the record,
+	// a new one takes its place.
 	used := refs1[0]
-	if p.Used(used) {
-		t.Fatal("a one-time KeyPackage reported as last-resort")
+	if bytes.Equal(used, lastResortRef(r1, refs1)) {
+		t.Fatal("the last-resort KeyPackage is not last in the record")
 	}
+	a.st.ConsumeKeyPackage(used)
+	if _, status, _ := a.st.KeyPackage(used); status != mlsgroup.KeyPackageConsumed {
+		t.Fatalf("a consumed one-time KeyPackage has status %d", status)
+	}
+	p.Used(used)
 	if err := p.Publish(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +101,15 @@ func TestPublisher(t *testing.T) {
 		t.Fatalf("after Used: seq %d (was %d), used ref still there: %v", r2.Seq, r1.Seq, containsRef(refs2, used))
 	}
 
-	// The last-resort KeyPackage is used: it stays.
+	// The last-resort KeyPackage is used: the publisher made it with
+	// LastResort, so the Storage keeps it available, and it stays in the
+	// record.
 	last := lastResortRef(r2, refs2)
-	if !p.Used(last) {
-		t.Fatal("the last-resort KeyPackage not reported as such")
+	a.st.ConsumeKeyPackage(last)
+	if _, status, _ := a.st.KeyPackage(last); status != mlsgroup.KeyPackageAvailable {
+		t.Fatalf("the consumed last-resort KeyPackage has status %d", status)
 	}
+	p.Used(last)
 	if err := p.Publish(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +238,7 @@ func TestPublisherEntryLimit(t *testing.T) {
 	// such as another implementation might publish, all still in Storage.
 	full := Record{Peer: a.id, Seq: 1, Expiry: testNow.Add(12 * time.Hour)}
 	for range MaxEntries {
-		full.Entries = append(full.Entries, Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes()})
+		full.Entries = append(full.Entries, Entry{KeyPackage: a.keyPackage(t, a.key, testNow).Bytes()})
 	}
 	value, err := full.Seal(a.key)
 	if err != nil {
@@ -254,8 +265,8 @@ func TestPublisherResumesAnotherSuite(t *testing.T) {
 	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
 	ctx := context.Background()
 	const seq = 1 << 50 // beyond the clock's milliseconds, which seal would take
-	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow),
-		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow))
 	if err := dht.PutValue(ctx, Key(a.id), old); err != nil {
 		t.Fatal(err)
 	}
@@ -268,5 +279,46 @@ func TestPublisherResumesAnotherSuite(t *testing.T) {
 	}
 	if r.Seq <= seq {
 		t.Fatalf("sequence number %d, not past the resumed record's %d", r.Seq, uint64(seq))
+	}
+}
+
+// TestPublisherKeyPackageOptions: every KeyPackage carries the node's
+// PublisherConfig.KeyPackageOptions, while the lifetime is the
+// publisher's own (a NotAfter in the options does not override it).
+func TestPublisherKeyPackageOptions(t *testing.T) {
+	a := newTestPeer(t, 3)
+	clk := &clock{now: testNow}
+	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+	marker := []byte("publisher options marker")
+	p, err := NewPublisher(PublisherConfig{
+		DHT: dht, Identity: a.key, Storage: a.st, Signer: a.signer, Rand: a.rand, Now: clk.Now,
+		BatchSize: 2, Lifetime: 24 * time.Hour,
+		KeyPackageOptions: mlsgroup.KeyPackageOptions{
+			Capabilities:   mlsgroup.Capabilities{Extensions: []uint16{0xff10}},
+			LeafExtensions: []mlsgroup.Extension{{Type: 0xff10, Data: marker}},
+			NotAfter:       testNow.Add(time.Hour),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := published(t, dht, a, clk.Now())
+	if len(r.Entries) != 3 {
+		t.Fatalf("%d entries, want 3", len(r.Entries))
+	}
+	for i, e := range r.Entries {
+		kp, err := mlsgroup.ParseKeyPackage(e.KeyPackage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(kp.Bytes(), marker) {
+			t.Errorf("entry %d lacks the configured leaf extension", i)
+		}
+		if got := kp.NotAfter().Sub(testNow); got < 23*time.Hour {
+			t.Errorf("entry %d lives %s, want the publisher's 24h", i, got)
+		}
 	}
 }

@@ -23,7 +23,7 @@ const MaxRecordSize = 16 << 10
 // every record put to it, signatures and all, whoever puts it, so it is the
 // number of KeyPackages, not the bytes, that sets what a record costs them:
 // 16 holds the Publisher's default batch of 8 and its last-resort
-// KeyPackage with room to spare, where MaxRecordSize alone lets in 49 of
+// KeyPackage with room to spare, where MaxRecordSize alone lets in 41 of
 // the default suite.
 const MaxEntries = 16
 

@@ -15,8 +15,8 @@ import (
 // Validator is the DHT's validator for Namespace: every DHT node runs it on
 // every record it is asked to store or is served, so a bad record is
 // refused wherever it goes. Its zero value reads the system clock, applies
-// mlsgroup's default validation options and accepts every suite mlsgroup
-// supports.
+// mlsgroup's default validation options with CredentialValidator and
+// accepts every suite mlsgroup supports.
 //
 // Anyone can sign a record under a peer ID of their own and have every DHT
 // node validate it, so Validate spends what is costly, the KeyPackages'
@@ -26,7 +26,12 @@ type Validator struct {
 	// Now is the clock records and KeyPackages are checked against; nil
 	// means time.Now.
 	Now func() time.Time
-	// Options are the node's MLS validation choices for KeyPackages.
+	// Options are the node's MLS validation choices for KeyPackages. If
+	// Options.Credentials is nil, CredentialValidator vets them: it is what
+	// every member of a group will apply to a KeyPackage added to it, so a
+	// record passing a laxer check would only offer inviters KeyPackages
+	// their groups refuse. Whatever Credentials is, every KeyPackage must
+	// bind its signature key to the record's peer.
 	Options mlsgroup.ValidationOptions
 	// Suites are the cipher suites whose KeyPackages are accepted; nil
 	// means every suite mlsgroup supports. A node should set it to the
@@ -39,8 +44,8 @@ type Validator struct {
 // Validate accepts value under key when it is at most MaxRecordSize bytes,
 // signed by the key of the peer that key names, not expired, and holds at
 // most MaxEntries KeyPackages, all in one of Suites, each of which names
-// that peer, lives at least until the record's expiry and passes mlsgroup's
-// validation (RFC 9420 §10.1).
+// that peer (PeerOf its identity and signature key), lives at least until
+// the record's expiry and passes mlsgroup's validation (RFC 9420 §10.1).
 func (v Validator) Validate(key string, value []byte) error {
 	_, _, err := v.validate(key, value)
 	return err
@@ -62,7 +67,7 @@ func (v Validator) validate(key string, value []byte) (*Record, []*mlsgroup.KeyP
 	if r.Peer != p {
 		return nil, nil, fmt.Errorf("%w: %s's record under %s", ErrWrongPeer, r.Peer, key)
 	}
-	kps, err := v.parseEntries(p, &r.Record)
+	kps, bindings, err := v.parseEntries(p, &r.Record)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,8 +81,20 @@ func (v Validator) validate(key string, value []byte) (*Record, []*mlsgroup.KeyP
 	if now.After(r.Expiry) {
 		return nil, nil, fmt.Errorf("%w: %s's record expired at %s", ErrKeyPackageExpired, p, r.Expiry.UTC().Format(time.RFC3339))
 	}
+	// The bindings before the KeyPackages: one signature each, where a
+	// KeyPackage costs more, so a forged binding anywhere costs little.
+	for i, b := range bindings {
+		if err := b.verify(kps[i].SignatureKey()); err != nil {
+			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrWrongIdentity, i, err)
+		}
+	}
+	opts := v.Options
+	if opts.Credentials == nil {
+		// CredentialValidator less the binding, just verified.
+		opts.Credentials = basicOnly
+	}
 	for i, kp := range kps {
-		err := kp.Validate(now, v.Options)
+		err := kp.Validate(now, opts)
 		switch {
 		case errors.Is(err, mlsgroup.ErrKeyPackageExpired):
 			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrKeyPackageExpired, i, err)
@@ -88,48 +105,64 @@ func (v Validator) validate(key string, value []byte) (*Record, []*mlsgroup.KeyP
 	return &r.Record, kps, nil
 }
 
-// parseEntries parses r's KeyPackages and runs every check on them that
-// verifies no signature.
-func (v Validator) parseEntries(p peer.ID, r *Record) ([]*mlsgroup.KeyPackage, error) {
+// parseEntries parses r's KeyPackages and their credential identities and
+// runs every check on them that verifies no signature; the bindings it
+// returns, one a KeyPackage, are left to verify.
+func (v Validator) parseEntries(p peer.ID, r *Record) ([]*mlsgroup.KeyPackage, []*binding, error) {
 	switch {
 	case len(r.Entries) == 0:
-		return nil, fmt.Errorf("%w: %s's record holds none", ErrInvalidKeyPackage, p)
+		return nil, nil, fmt.Errorf("%w: %s's record holds none", ErrInvalidKeyPackage, p)
 	case len(r.Entries) > MaxEntries:
-		return nil, fmt.Errorf("%w: %d KeyPackages, limit %d", ErrTooLarge, len(r.Entries), MaxEntries)
+		return nil, nil, fmt.Errorf("%w: %d KeyPackages, limit %d", ErrTooLarge, len(r.Entries), MaxEntries)
 	}
 	kps := make([]*mlsgroup.KeyPackage, len(r.Entries))
+	bindings := make([]*binding, len(r.Entries))
 	lastResort := 0
 	for i, e := range r.Entries {
 		kp, err := mlsgroup.ParseKeyPackage(e.KeyPackage)
 		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidKeyPackage, i, err)
+			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidKeyPackage, i, err)
 		}
 		switch cs := kp.CipherSuite(); {
 		case i > 0 && cs != kps[0].CipherSuite():
 			// One suite a record: a Publisher's signer has one, and
 			// Suites is then checked once.
-			return nil, fmt.Errorf("%w: entry %d in cipher suite 0x%04x, entry 0 in 0x%04x", ErrInvalidKeyPackage, i, uint16(cs), uint16(kps[0].CipherSuite()))
+			return nil, nil, fmt.Errorf("%w: entry %d in cipher suite 0x%04x, entry 0 in 0x%04x", ErrInvalidKeyPackage, i, uint16(cs), uint16(kps[0].CipherSuite()))
 		case i == 0 && v.Suites != nil && !slices.Contains(v.Suites, cs):
-			return nil, fmt.Errorf("%w: cipher suite 0x%04x not accepted", ErrInvalidKeyPackage, uint16(cs))
-		case !bytes.Equal(kp.Identity(), []byte(p)):
-			return nil, fmt.Errorf("%w: entry %d names %q, not %s", ErrWrongIdentity, i, kp.Identity(), p)
+			return nil, nil, fmt.Errorf("%w: cipher suite 0x%04x not accepted", ErrInvalidKeyPackage, uint16(cs))
 		case kp.NotAfter().Before(r.Expiry):
-			return nil, fmt.Errorf("%w: entry %d ends at %s, before the record", ErrInvalidKeyPackage, i, kp.NotAfter().UTC().Format(time.RFC3339))
+			return nil, nil, fmt.Errorf("%w: entry %d ends at %s, before the record", ErrInvalidKeyPackage, i, kp.NotAfter().UTC().Format(time.RFC3339))
 		}
 		for j := range i {
 			if bytes.Equal(kps[j].Ref(), kp.Ref()) {
-				return nil, fmt.Errorf("%w: entries %d and %d are the same KeyPackage", ErrInvalidKeyPackage, j, i)
+				return nil, nil, fmt.Errorf("%w: entries %d and %d are the same KeyPackage", ErrInvalidKeyPackage, j, i)
 			}
+		}
+		b, err := parseIdentity(kp.Identity())
+		switch {
+		case err != nil:
+			return nil, nil, fmt.Errorf("%w: entry %d: %w", ErrWrongIdentity, i, err)
+		case b.peer != p:
+			return nil, nil, fmt.Errorf("%w: entry %d names %s, not %s", ErrWrongIdentity, i, b.peer, p)
 		}
 		if e.LastResort {
 			lastResort++
 		}
-		kps[i] = kp
+		kps[i], bindings[i] = kp, b
 	}
 	if lastResort > 1 {
-		return nil, fmt.Errorf("%w: %d last-resort KeyPackages", ErrInvalidKeyPackage, lastResort)
+		return nil, nil, fmt.Errorf("%w: %d last-resort KeyPackages", ErrInvalidKeyPackage, lastResort)
 	}
-	return kps, nil
+	return kps, bindings, nil
+}
+
+// basicOnly is CredentialValidator for credentials whose binding is
+// already verified.
+func basicOnly(credentialType uint16, _, _ []byte) error {
+	if credentialType != basicCredential {
+		return fmt.Errorf("%w: credential type %d, not basic", ErrBadBinding, credentialType)
+	}
+	return nil
 }
 
 func (v Validator) now() time.Time {

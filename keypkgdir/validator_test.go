@@ -66,7 +66,7 @@ func forged(tb testing.TB, r Record, key crypto.PrivKey) []byte {
 func TestValidator(t *testing.T) {
 	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
 	v := Validator{Now: fixedClock(testNow)}
-	kp := func() *mlsgroup.KeyPackage { return a.keyPackage(t, []byte(a.id), testNow) }
+	kp := func() *mlsgroup.KeyPackage { return a.keyPackage(t, a.key, testNow) }
 	good, err := Open(a.validRecord(t, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestValidator(t *testing.T) {
 	}
 	tampered := slices.Clone(good.Entries[0].KeyPackage)
 	tampered[len(tampered)-1] ^= 1
-	notYet := a.keyPackage(t, []byte(a.id), testNow.Add(3*time.Hour))
+	notYet := a.keyPackage(t, a.key, testNow.Add(3*time.Hour))
 
 	for _, tc := range []struct {
 		name  string
@@ -103,7 +103,7 @@ func TestValidator(t *testing.T) {
 		{"expired", Key(a.id), with(func(r *Record) { r.Expiry = testNow.Add(-time.Second) }), ErrKeyPackageExpired},
 		{"KeyPackage not yet valid", Key(a.id), a.record(t, 6, notYet), ErrKeyPackageExpired},
 		{"oversized", Key(a.id), a.record(t, 7, many...), ErrTooLarge},
-		{"another identity's KeyPackage", Key(a.id), a.record(t, 8, kp(), a.keyPackage(t, []byte(b.id), testNow)), ErrWrongIdentity},
+		{"another identity's KeyPackage", Key(a.id), a.record(t, 8, kp(), a.keyPackage(t, b.key, testNow)), ErrWrongIdentity},
 		{"KeyPackage ends before the record", Key(a.id), with(func(r *Record) { r.Expiry = testNow.Add(25 * time.Hour) }), ErrInvalidKeyPackage},
 		{"KeyPackage tampered with", Key(a.id), with(func(r *Record) { r.Entries[0].KeyPackage = tampered }), ErrInvalidKeyPackage},
 		{"KeyPackage listed twice", Key(a.id), with(func(r *Record) { r.Entries[1] = r.Entries[0] }), ErrInvalidKeyPackage},
@@ -180,7 +180,7 @@ func TestValidatorEntryLimit(t *testing.T) {
 	a := newTestPeer(t, 1)
 	kps := make([]*mlsgroup.KeyPackage, MaxEntries+1)
 	for i := range kps {
-		kps[i] = a.keyPackage(t, []byte(a.id), testNow)
+		kps[i] = a.keyPackage(t, a.key, testNow)
 	}
 	var verified int
 	v := counting(&verified)
@@ -208,7 +208,7 @@ func TestValidatorChecksCheaplyFirst(t *testing.T) {
 	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
 	valid := make([]Entry, MaxEntries-1)
 	for i := range valid {
-		valid[i] = Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes(), LastResort: i == 0}
+		valid[i] = Entry{KeyPackage: a.keyPackage(t, a.key, testNow).Bytes(), LastResort: i == 0}
 	}
 	seal := func(last Entry) []byte {
 		r := Record{Peer: a.id, Seq: 1, Expiry: testNow.Add(12 * time.Hour), Entries: append(slices.Clone(valid), last)}
@@ -223,12 +223,12 @@ func TestValidatorChecksCheaplyFirst(t *testing.T) {
 		last Entry
 		want error // nil: valid
 	}{
-		{"valid", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes()}, nil},
-		{"another identity's KeyPackage", Entry{KeyPackage: a.keyPackage(t, []byte(b.id), testNow).Bytes()}, ErrWrongIdentity},
-		{"KeyPackage ends before the record", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow.Add(-20*time.Hour)).Bytes()}, ErrInvalidKeyPackage},
+		{"valid", Entry{KeyPackage: a.keyPackage(t, a.key, testNow).Bytes()}, nil},
+		{"another identity's KeyPackage", Entry{KeyPackage: a.keyPackage(t, b.key, testNow).Bytes()}, ErrWrongIdentity},
+		{"KeyPackage ends before the record", Entry{KeyPackage: a.keyPackage(t, a.key, testNow.Add(-20*time.Hour)).Bytes()}, ErrInvalidKeyPackage},
 		{"KeyPackage listed twice", valid[1], ErrInvalidKeyPackage},
-		{"KeyPackage of another suite", Entry{KeyPackage: a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow).Bytes()}, ErrInvalidKeyPackage},
-		{"two last-resort KeyPackages", Entry{KeyPackage: a.keyPackage(t, []byte(a.id), testNow).Bytes(), LastResort: true}, ErrInvalidKeyPackage},
+		{"KeyPackage of another suite", Entry{KeyPackage: a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow).Bytes()}, ErrInvalidKeyPackage},
+		{"two last-resort KeyPackages", Entry{KeyPackage: a.keyPackage(t, a.key, testNow).Bytes(), LastResort: true}, ErrInvalidKeyPackage},
 		{"not a KeyPackage", Entry{KeyPackage: []byte{0, 1, 0, 5}}, ErrInvalidKeyPackage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,10 +251,10 @@ func TestValidatorChecksCheaplyFirst(t *testing.T) {
 // checked, its own included.
 func TestValidatorSuites(t *testing.T) {
 	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
-	p256 := a.record(t, 1, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow),
-		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
-	mixed := a.record(t, 2, a.keyPackage(t, []byte(a.id), testNow),
-		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, []byte(a.id), testNow))
+	p256 := a.record(t, 1, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow))
+	mixed := a.record(t, 2, a.keyPackage(t, a.key, testNow),
+		a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow))
 	opened, err := Open(p256)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func BenchmarkValidateFullRecord(b *testing.B) {
 	a := newTestPeer(b, 1)
 	kps := make([]*mlsgroup.KeyPackage, MaxEntries)
 	for i := range kps {
-		kps[i] = a.keyPackage(b, []byte(a.id), testNow)
+		kps[i] = a.keyPackage(b, a.key, testNow)
 	}
 	key, value := Key(a.id), a.record(b, 1, kps...)
 	v := Validator{Now: fixedClock(testNow)}
@@ -310,5 +310,57 @@ func BenchmarkValidateFullRecord(b *testing.B) {
 		if err := v.Validate(key, value); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestValidatorBinding: a KeyPackage names its record's peer only through
+// an Identity binding its own signature key to that peer. The old format,
+// the peer ID's bytes, and forged bindings are refused before any
+// KeyPackage is verified, whatever Options.Credentials lets through.
+func TestValidatorBinding(t *testing.T) {
+	a, b := newTestPeer(t, 1), newTestPeer(t, 2)
+	sig, err := a.key.Sign(bindingMessage(a.signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[len(sig)-1] ^= 1
+	forgedSig := identityOf(t, 1, publicKey(t, a.key), sig)
+	// a's genuine binding of b's MLS key, on a KeyPackage a's key signs.
+	otherKey, err := NewIdentity(a.key, b.signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := func() *mlsgroup.KeyPackage { return a.keyPackage(t, a.key, testNow) }
+	for _, tc := range []struct {
+		name string
+		last *mlsgroup.KeyPackage
+		want error // nil: valid
+	}{
+		{"bound", good(), nil},
+		{"raw peer ID", a.keyPackageWith(t, []byte(a.id), testNow), ErrWrongIdentity},
+		{"forged signature", a.keyPackageWith(t, forgedSig, testNow), ErrBadBinding},
+		{"binding of another MLS key", a.keyPackageWith(t, otherKey, testNow), ErrBadBinding},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			value := a.record(t, 1, good(), tc.last)
+			for _, v := range []Validator{
+				{Now: fixedClock(testNow)},
+				{Now: fixedClock(testNow), Options: mlsgroup.ValidationOptions{Credentials: CredentialValidator}},
+			} {
+				if err := v.Validate(Key(a.id), value); tc.want == nil && err != nil || tc.want != nil && (!errors.Is(err, tc.want) || !errors.Is(err, ErrWrongIdentity)) {
+					t.Fatalf("Validate (Credentials set: %t): %v, want %v", v.Options.Credentials != nil, err, tc.want)
+				}
+			}
+			var verified int
+			err := counting(&verified).Validate(Key(a.id), value)
+			switch {
+			case tc.want == nil && (err != nil || verified != 2):
+				t.Fatalf("accepting every credential: %v, %d verified", err, verified)
+			case tc.want != nil && !errors.Is(err, ErrWrongIdentity):
+				t.Fatalf("accepting every credential: %v, want ErrWrongIdentity", err)
+			case tc.want != nil && verified != 0:
+				t.Fatalf("%d KeyPackages verified before the binding was refused", verified)
+			}
+		})
 	}
 }

@@ -64,11 +64,17 @@ type CommitInfo struct {
 
 // Commit creates a commit (§12.4.1) of the pending proposals and
 // opts.Proposals, and stages it: the returned state is still in the
-// current epoch, with the commit's handshake key used up. Send
-// Sent.Message to the group and Sent.Welcome to the new members, then
-// MergeCommit once the commit is accepted, or DiscardCommit if another
-// commit of the epoch won.
-func (g *Group) Commit(opts CommitOptions) (*Sent, error) {
+// current epoch, with the commit's handshake key used up. Persist it, send
+// Effects.Message to the group, then MergeCommit once the commit is
+// accepted, or DiscardCommit if another commit of the epoch won.
+//
+// Commit returns no Welcome. The Welcome for the members the commit adds
+// is kept in the staged commit, and so in the persisted state, and handed
+// out only when the commit is merged (by MergeCommit, or by Process of the
+// commit's echo): new members must not get a Welcome to an epoch the
+// delivery service may still refuse (§14), and a node that crashes after
+// publishing the commit still has the Welcome when it merges.
+func (g *Group) Commit(opts CommitOptions) (*Effects, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
@@ -182,8 +188,8 @@ func (g *Group) Commit(opts CommitOptions) (*Sent, error) {
 	}
 	next.enterEpoch(ep)
 	info := g.commitInfo(a, uint32(g.own), false)
-	cur.staged = &stagedCommit{message: msg, next: next, info: info}
-	return &Sent{Group: cur, Message: msg, Welcome: welcome}, nil
+	cur.staged = &stagedCommit{message: msg, next: next, info: info, welcome: welcome}
+	return &Effects{Group: cur, Message: msg, Kind: KindCommit, Epoch: g.ctx.Epoch}, nil
 }
 
 // selectPending picks the pending proposals a commit includes: all of
@@ -313,14 +319,32 @@ func extensionsEqual(a, b []mls.Extension) bool {
 }
 
 // MergeCommit moves to the epoch of the staged commit, once the delivery
-// service has accepted it (§14). Persist the result, and delete the old
-// state, before acknowledging: the old epoch's secrets must not outlive it
-// (§9.2).
-func (g *Group) MergeCommit() (*Group, *CommitInfo, error) {
+// service has accepted it (§14). The Effects carry the commit's
+// CommitInfo and, if it adds members, their Welcome: persist Group, and
+// delete the old state, before sending the Welcome, as the old epoch's
+// secrets must not outlive it (§9.2).
+func (g *Group) MergeCommit() (*Effects, error) {
 	if g.staged == nil {
-		return nil, nil, ErrNoPendingCommit
+		return nil, ErrNoPendingCommit
 	}
-	return g.successor(g.staged.next), g.staged.info, nil
+	return &Effects{
+		Group:   g.successor(g.staged.next),
+		Welcome: g.staged.welcome,
+		Kind:    KindCommit,
+		Epoch:   g.ctx.Epoch,
+		Sender:  Sender{Type: SenderMember, LeafIndex: uint32(g.own)},
+		Commit:  g.staged.info, OwnCommit: true,
+	}, nil
+}
+
+// StagedCommit is the MLSMessage of the staged commit, nil if there is
+// none: a node that restarted with a staged state publishes it again, and
+// Process recognises its echo by these bytes.
+func (g *Group) StagedCommit() []byte {
+	if g.staged == nil {
+		return nil
+	}
+	return bytes.Clone(g.staged.message)
 }
 
 // DiscardCommit drops the staged commit, as when another member's commit

@@ -27,30 +27,39 @@
 // # Usage
 //
 // The node owns one Storage and hands the same one to every call through
-// Config. Its responsibilities, in order, for each step:
+// Config. Every step returns an *Effects, whose documentation is the
+// contract; in short, for each step:
 //
 //  1. Call the operation on the current state: Process for a message from
-//     the network; Encrypt, Propose, ProposeUpdate or Commit to send.
-//  2. Persist the returned state (Group.MarshalBinary) before anything
-//     leaves the node, in one batch with the effects the step asks for:
-//     after Join, deleting the KeyPackage named by Joined.KeyPackageRef.
-//     A state that is sent from but not persisted can reuse a key.
-//  3. Send Sent.Message to the group and Sent.Welcome to the new members.
-//  4. Deliver what Received says: plaintext, membership changes.
-//  5. Replace the current state with the returned one, and drop the old.
+//     the network; Encrypt, Propose, ProposeUpdate or Commit to send;
+//     MergeCommit once the delivery service accepted a staged commit.
+//  2. Persist Effects.Group (Group.MarshalBinary) before anything leaves
+//     the node, in one batch with the deletion the step asks for: after
+//     Join, of the KeyPackage named by Effects.ConsumedKeyPackage. A
+//     state that is sent from but not persisted can reuse a key.
+//  3. Publish Effects.Message to the group.
+//  4. Send Effects.Welcome to the members in Effects.Commit.Added. Only a
+//     merged commit has one (§14): Commit keeps it in the staged state.
+//  5. Deliver what the Effects say: plaintext, membership changes.
+//  6. Replace the current state with the returned one, and drop the old.
 //     Only then is a consumed key gone from memory as well as from disk.
 //
 // A commit is staged, not applied: Commit returns the current epoch with
-// the commit attached. When the delivery service accepts it (its echo
-// reaches Process, or the node learns otherwise), MergeCommit moves to the
-// new epoch; when another member's commit for the epoch wins, Process
-// applies that one and reports the loss (Received.DiscardedCommit), and
-// the proposals and messages the lost commit covered must be sent again.
+// the commit, and its Welcome, attached and persisted. When the delivery
+// service accepts it (its echo reaches Process, or the node learns
+// otherwise), MergeCommit, or Process of the echo, moves to the new epoch
+// and hands out the Welcome. A node that restarts with a staged commit
+// publishes Group.StagedCommit again. When another member's commit for the
+// epoch wins, Process applies that one and reports the loss
+// (Effects.DiscardedCommit): the staged commit and its Welcome are
+// dropped, and the proposals and messages the lost commit covered must be
+// sent again.
 //
 // Joining: NewKeyPackage stores a KeyPackage's private keys in the
-// Storage under its KeyPackageRef; Join looks up the refs a Welcome names
-// there, and when none is available fails with a *NoMatchingKeyPackageError
-// that says, for each ref, whether this Storage never held it, held it
+// Storage under its KeyPackageRef, marked last-resort if the options say
+// so, and the Storage decides by that mark whether consuming it deletes
+// it; Join looks up the refs a Welcome names there, and when none is
+// available fails with a *NoMatchingKeyPackageError that says, for each ref, whether this Storage never held it, held it
 // until it expired, or consumed it in an earlier join.
 //
 // # Errors

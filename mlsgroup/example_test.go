@@ -41,18 +41,20 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Persist sent.Group, send sent.Message and sent.Welcome; once the
-	// delivery service has taken the commit, merge it.
-	alice, _, err = sent.Group.MergeCommit()
+	// Persist sent.Group, then publish sent.Message; once the delivery
+	// service has taken the commit, merge it. Only the merge hands out
+	// the Welcome: persist merged.Group, then send it to Bob.
+	merged, err := sent.Group.MergeCommit()
 	if err != nil {
 		log.Fatal(err)
 	}
+	alice = merged.Group
 
-	joined, err := mlsgroup.Join(bobCfg, sent.Welcome, bobKey, mlsgroup.JoinOptions{})
+	joined, err := mlsgroup.Join(bobCfg, merged.Welcome, bobKey, mlsgroup.JoinOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	bobStore.ConsumeKeyPackage(joined.KeyPackageRef) // in the batch that saves the group
+	bobStore.ConsumeKeyPackage(joined.ConsumedKeyPackage) // in the batch that saves the group
 	bob := joined.Group
 
 	out, err := alice.Encrypt([]byte("hello, bob"), nil)

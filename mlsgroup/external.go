@@ -31,10 +31,10 @@ type ExternalJoinOptions struct {
 // ExternalJoin joins a group by external commit (§12.4.3.2) from a
 // GroupInfo with an external_pub extension: the joiner, identity under a
 // basic credential signed by signer, takes the leftmost free leaf. The
-// commit in Sent.Message is a PublicMessage for the group; Sent.Group is
-// the joiner's state in the epoch it starts, to keep once the delivery
+// commit in Effects.Message is a PublicMessage for the group; Effects.Group
+// is the joiner's state in the epoch it starts, to keep once the delivery
 // service accepts the commit.
-func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts ExternalJoinOptions) (*Sent, error) {
+func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts ExternalJoinOptions) (*Effects, error) {
 	c, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts E
 	next.own = own
 	next.keys = path.PrivateKeys()
 	next.enterEpoch(epoch)
-	return &Sent{Group: next, Message: msg}, nil
+	return &Effects{Group: next, Message: msg, Kind: KindCommit, Epoch: gi.GroupContext.Epoch}, nil
 }
 
 // externalLeafTemplate is the leaf an external joiner's path starts from:

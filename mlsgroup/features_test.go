@@ -295,16 +295,19 @@ func TestReInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sent.Welcome != nil {
+		t.Fatal("ReInitGroup handed out the Welcome before its commit was merged")
+	}
 	alice2.set(sent.Group)
-	g, _, err := alice2.g.MergeCommit()
+	merged, err := alice2.g.MergeCommit()
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice2.set(g)
-	if _, err := Join(bob2.cfg(), sent.Welcome, bob2.signer, JoinOptions{}); !errors.Is(err, ErrUnknownPSK) {
+	alice2.set(merged.Group)
+	if _, err := Join(bob2.cfg(), merged.Welcome, bob2.signer, JoinOptions{}); !errors.Is(err, ErrUnknownPSK) {
 		t.Fatalf("join without the old group: err = %v", err)
 	}
-	j, err := Join(bob2.cfg(), sent.Welcome, bob2.signer, JoinOptions{ReInitFrom: bob.g})
+	j, err := Join(bob2.cfg(), merged.Welcome, bob2.signer, JoinOptions{ReInitFrom: bob.g})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +379,20 @@ func TestRejections(t *testing.T) {
 	}
 }
 
-func mustCommit(t *testing.T, m *member) *Sent {
+// mustCommit stages and merges a commit of m's that adds a member, and
+// returns the merge's Effects (with the Welcome); m's state is unchanged.
+func mustCommit(t *testing.T, m *member) *Effects {
 	t.Helper()
 	carol := newMember(t, "carol", m.g.CipherSuite(), 99)
 	sent, err := m.g.Commit(CommitOptions{Proposals: []Proposal{AddProposal(carol.keyPackage())}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sent
+	merged, err := sent.Group.MergeCommit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return merged
 }
 
 func requiredCapabilities(t *testing.T, exts, props, creds []uint16) Extension {

@@ -101,11 +101,13 @@ type cachedProposal struct {
 }
 
 // stagedCommit is a commit this member created and has not yet merged:
-// the message it sent and the state of the epoch it starts.
+// the message it sent, the state of the epoch it starts, and the Welcome
+// that may leave only once it is merged.
 type stagedCommit struct {
 	message []byte
 	next    *Group // no past epochs or proposals: Merge fills them in
 	info    *CommitInfo
+	welcome []byte // nil if the commit adds no one
 }
 
 // Member is a member of the group as the ratchet tree shows it.

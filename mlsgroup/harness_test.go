@@ -104,20 +104,26 @@ func (m *member) roundTrip() {
 	m.g = g
 }
 
-// commit creates and merges a commit.
-func (m *member) commit(opts CommitOptions) *Sent {
+// commit creates and merges a commit. It returns the merge's Effects
+// with Message set to the commit the step before published, so that
+// callers hold both the commit and its Welcome.
+func (m *member) commit(opts CommitOptions) *Effects {
 	m.t.Helper()
 	sent, err := m.g.Commit(opts)
 	if err != nil {
 		m.t.Fatalf("%s: Commit: %v", m.name, err)
 	}
+	if sent.Welcome != nil {
+		m.t.Fatalf("%s: Commit handed out a Welcome before the commit was merged", m.name)
+	}
 	m.set(sent.Group)
-	g, _, err := m.g.MergeCommit()
+	merged, err := m.g.MergeCommit()
 	if err != nil {
 		m.t.Fatalf("%s: MergeCommit: %v", m.name, err)
 	}
-	m.set(g)
-	return sent
+	m.set(merged.Group)
+	merged.Message = sent.Message
+	return merged
 }
 
 func (m *member) join(welcome []byte, opts JoinOptions) {
@@ -126,11 +132,11 @@ func (m *member) join(welcome []byte, opts JoinOptions) {
 	if err != nil {
 		m.t.Fatalf("%s: Join: %v", m.name, err)
 	}
-	m.st.ConsumeKeyPackage(j.KeyPackageRef)
+	m.st.ConsumeKeyPackage(j.ConsumedKeyPackage)
 	m.set(j.Group)
 }
 
-func (m *member) process(msg []byte) *Received {
+func (m *member) process(msg []byte) *Effects {
 	m.t.Helper()
 	r, err := m.g.Process(msg)
 	if err != nil {

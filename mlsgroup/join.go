@@ -26,22 +26,16 @@ type JoinOptions struct {
 	ReInitFrom *Group
 }
 
-// Joined is the result of Join.
-type Joined struct {
-	// Group is the new member's state.
-	Group *Group
-	// KeyPackageRef is the KeyPackage whose private keys the join used.
-	// Delete them from the Storage in the same batch that saves Group: a
-	// KeyPackage is for one join (§16.8).
-	KeyPackageRef []byte
-}
-
 // Join joins a group from a Welcome (§12.4.3.1), finding the private keys
 // of the KeyPackage it was sent to in cfg.Storage. signer must be the key
 // that signed that KeyPackage. When the Storage holds none of the
 // Welcome's KeyPackages, the error is a *NoMatchingKeyPackageError saying
 // what it knows of each.
-func Join(cfg Config, welcome []byte, signer *Signer, opts JoinOptions) (*Joined, error) {
+//
+// Effects.ConsumedKeyPackage names the KeyPackage whose private keys the
+// join used: delete it from the Storage in the batch that saves
+// Effects.Group, as a KeyPackage is for one join (§16.8).
+func Join(cfg Config, welcome []byte, signer *Signer, opts JoinOptions) (*Effects, error) {
 	c, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -211,7 +205,7 @@ func Join(cfg Config, welcome []byte, signer *Signer, opts JoinOptions) (*Joined
 		tag:     gi.ConfirmationTag,
 	}
 	g.enterEpoch(ep)
-	return &Joined{Group: g, KeyPackageRef: bytes.Clone(entry.NewMember)}, nil
+	return &Effects{Group: g, ConsumedKeyPackage: bytes.Clone(entry.NewMember), Epoch: ctx.Epoch}, nil
 }
 
 // groupInfoTree returns the tree a GroupInfo describes, from its

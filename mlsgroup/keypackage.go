@@ -155,6 +155,11 @@ type KeyPackageOptions struct {
 	// NotBefore and NotAfter, if set, are the lifetime's bounds, in place
 	// of those Lifetime and Backdate give.
 	NotBefore, NotAfter time.Time
+	// LastResort marks the KeyPackage a node keeps published so that it
+	// can always be invited. NewKeyPackage passes it to the Storage, whose
+	// rule keeps such a KeyPackage's private keys after a join consumed
+	// it; the KeyPackage itself is the same.
+	LastResort bool
 }
 
 // lifetime turns the options into a §7.2 Lifetime starting at now.
@@ -292,7 +297,7 @@ func NewKeyPackage(st Storage, identity []byte, signer *Signer, opts KeyPackageO
 	if err != nil {
 		return nil, err
 	}
-	if err := st.PutKeyPackage(k.ref, priv, kp.LeafNode.Lifetime.NotAfter); err != nil {
+	if err := st.PutKeyPackage(k.ref, priv, kp.LeafNode.Lifetime.NotAfter, opts.LastResort); err != nil {
 		return nil, fmt.Errorf("mlsgroup: storing KeyPackage private keys: %w", err)
 	}
 	return k, nil

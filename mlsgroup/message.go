@@ -12,26 +12,6 @@ import (
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
-// Sent is the result of an operation that sends a message: the state that
-// follows and what to send. Persist Group before sending anything, so that
-// a crash cannot make this member reuse a key (§6.3.1).
-type Sent struct {
-	// Group is the state after the operation. After a commit it still is
-	// in the old epoch, with the commit staged: MergeCommit once the
-	// delivery service has accepted it, DiscardCommit if another commit
-	// won the epoch.
-	Group *Group
-	// Message is the MLSMessage for the group: a PublicMessage or
-	// PrivateMessage.
-	Message []byte
-	// ProposalRef is a proposal's ProposalRef (§5.2), by which commits
-	// include it.
-	ProposalRef []byte
-	// Welcome is the Welcome for the members a commit adds (§12.4.3.1),
-	// nil if it adds none.
-	Welcome []byte
-}
-
 // Framing chooses how handshake messages travel.
 type Framing uint8
 
@@ -69,7 +49,7 @@ func (g *Group) canSend() error {
 // the next key of this member's application ratchet. authenticatedData is
 // sent in the clear but authenticated. It fails with ErrPendingProposals
 // while proposals of the epoch wait for a commit (§12.4).
-func (g *Group) Encrypt(plaintext, authenticatedData []byte) (*Sent, error) {
+func (g *Group) Encrypt(plaintext, authenticatedData []byte) (*Effects, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
@@ -89,7 +69,7 @@ func (g *Group) Encrypt(plaintext, authenticatedData []byte) (*Sent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sent{Group: next, Message: msg}, nil
+	return &Effects{Group: next, Message: msg, Kind: KindApplication, Epoch: g.ctx.Epoch}, nil
 }
 
 // protect signs content and frames it as a public or private message. g

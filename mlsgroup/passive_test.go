@@ -89,7 +89,7 @@ func runPassiveClient(t *testing.T, v *passiveVector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutKeyPackage(kp.Ref(), priv, kp.kp.LeafNode.Lifetime.NotAfter); err != nil {
+	if err := st.PutKeyPackage(kp.Ref(), priv, kp.kp.LeafNode.Lifetime.NotAfter, false); err != nil {
 		t.Fatal(err)
 	}
 	psks := make(map[string][]byte)
@@ -111,8 +111,8 @@ func runPassiveClient(t *testing.T, v *passiveVector) {
 	if err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	if !bytes.Equal(j.KeyPackageRef, kp.Ref()) {
-		t.Fatalf("joined with KeyPackage %x, want %x", j.KeyPackageRef, kp.Ref())
+	if !bytes.Equal(j.ConsumedKeyPackage, kp.Ref()) {
+		t.Fatalf("joined with KeyPackage %x, want %x", j.ConsumedKeyPackage, kp.Ref())
 	}
 	g := j.Group
 	if got := g.EpochAuthenticator(); !bytes.Equal(got, v.InitialEpochAuthenticator) {

@@ -46,45 +46,17 @@ type Sender struct {
 	ExternalIndex uint32
 }
 
-// Received is the result of Process: the state that follows and what the
-// message carried. Persist Group, then deliver what it says.
-type Received struct {
-	// Group is the state after the message: for a commit, the new epoch.
-	Group *Group
-	// Kind is what the message carried.
-	Kind MessageKind
-	// Epoch is the epoch the message was sent in.
-	Epoch uint64
-	// Sender is who sent it.
-	Sender Sender
-	// AuthenticatedData is the message's authenticated_data.
-	AuthenticatedData []byte
-	// Plaintext is the application data of an application message.
-	Plaintext []byte
-	// ProposalType and ProposalRef describe a proposal.
-	ProposalType ProposalType
-	ProposalRef  []byte
-	// Commit describes a commit.
-	Commit *CommitInfo
-	// OwnCommit is set when the message was this member's staged commit,
-	// which is now merged.
-	OwnCommit bool
-	// DiscardedCommit is set when this commit won the epoch over this
-	// member's staged one, which is dropped: proposals and application
-	// data it meant to carry must be sent again.
-	DiscardedCommit bool
-}
-
 // Process handles an incoming PublicMessage or PrivateMessage (§6, §12):
 // application data is decrypted, proposals are validated and cached,
 // commits validated and applied (§12.4.2). g is not changed; on error the
 // state the caller holds is still the right one.
 //
-// The echo of this member's staged commit merges it. Echoes of its other
-// messages fail with ErrReplay (the key of a PrivateMessage was used up in
-// sending; a proposal is already cached), and a commit merged earlier with
-// ErrWrongEpoch: a node that sees its own messages come back drops them.
-func (g *Group) Process(message []byte) (*Received, error) {
+// The echo of this member's staged commit merges it, as MergeCommit does,
+// and hands out its Welcome. Echoes of its other messages fail with
+// ErrReplay (the key of a PrivateMessage was used up in sending; a proposal
+// is already cached), and a commit merged earlier with ErrWrongEpoch: a
+// node that sees its own messages come back drops them.
+func (g *Group) Process(message []byte) (*Effects, error) {
 	var m mls.MLSMessage
 	if err := wire.Unmarshal(message, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -105,20 +77,12 @@ func (g *Group) Process(message []byte) (*Received, error) {
 }
 
 // stepMember processes a message as a member of the current epoch.
-func (g *Group) stepMember(m *mls.MLSMessage, raw []byte) (*Received, error) {
+func (g *Group) stepMember(m *mls.MLSMessage, raw []byte) (*Effects, error) {
 	if g.staged != nil && bytes.Equal(raw, g.staged.message) {
 		// The delivery service echoed this member's own commit: it won
 		// the epoch. Its keys were used up in sending, so it is merged,
-		// not decrypted.
-		next, info, err := g.MergeCommit()
-		if err != nil {
-			return nil, err
-		}
-		return &Received{
-			Group: next, Kind: KindCommit, Epoch: g.ctx.Epoch,
-			Sender: Sender{Type: SenderMember, LeafIndex: uint32(g.own)},
-			Commit: info, OwnCommit: true,
-		}, nil
+		// not decrypted, and its Welcome may now leave.
+		return g.MergeCommit()
 	}
 	// A PrivateMessage consumes a key, so it gets a secret tree of its
 	// own; a PublicMessage changes nothing until its content is applied.
@@ -149,7 +113,7 @@ func (g *Group) stepMember(m *mls.MLSMessage, raw []byte) (*Received, error) {
 		return nil, framingError(err)
 	}
 	c := &ac.Content
-	out := &Received{
+	out := &Effects{
 		Group:             next,
 		Kind:              MessageKind(c.ContentType),
 		Epoch:             c.Epoch,
@@ -182,7 +146,7 @@ func (g *Group) stepMember(m *mls.MLSMessage, raw []byte) (*Received, error) {
 
 // stepEnded processes a message in a state that may no longer take part
 // in the group: only late application messages can still be read.
-func (g *Group) stepEnded(m *mls.MLSMessage, refusal error) (*Received, error) {
+func (g *Group) stepEnded(m *mls.MLSMessage, refusal error) (*Effects, error) {
 	pm := m.PrivateMessage
 	if pm == nil || pm.ContentType != mls.ContentApplication {
 		return nil, refusal
@@ -202,9 +166,9 @@ func (g *Group) stepEnded(m *mls.MLSMessage, refusal error) (*Received, error) {
 	return g.receivePast(pm)
 }
 
-func applicationReceived(next *Group, ac *mls.AuthenticatedContent) *Received {
+func applicationReceived(next *Group, ac *mls.AuthenticatedContent) *Effects {
 	c := &ac.Content
-	return &Received{
+	return &Effects{
 		Group:             next,
 		Kind:              KindApplication,
 		Epoch:             c.Epoch,
@@ -217,7 +181,7 @@ func applicationReceived(next *Group, ac *mls.AuthenticatedContent) *Received {
 // receivePast decrypts a late application message of a retained epoch
 // (§15.3). Handshake messages of other epochs are refused: proposals and
 // commits only make sense in the epoch they were sent in.
-func (g *Group) receivePast(pm *mls.PrivateMessage) (*Received, error) {
+func (g *Group) receivePast(pm *mls.PrivateMessage) (*Effects, error) {
 	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) {
 		return nil, ErrWrongGroup
 	}
@@ -304,7 +268,7 @@ func (g *Group) senderKey(c *mls.FramedContent) ([]byte, error) {
 
 // receiveProposal validates a received proposal on its own (§12.1) and
 // caches it in g, which the caller owns.
-func (g *Group) receiveProposal(ac *mls.AuthenticatedContent, out *Received) error {
+func (g *Group) receiveProposal(ac *mls.AuthenticatedContent, out *Effects) error {
 	c := &ac.Content
 	e := proposalEntry{p: c.Proposal, sender: c.Sender}
 	if err := g.checkProposal(&e); err != nil {

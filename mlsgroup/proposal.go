@@ -148,7 +148,7 @@ type ProposeOptions struct {
 // Propose sends p on its own as a proposal message (§12.1), to be
 // committed later by reference. The proposal is cached in the returned
 // state as well, so that this member's own next commit includes it.
-func (g *Group) Propose(p Proposal, opts ProposeOptions) (*Sent, error) {
+func (g *Group) Propose(p Proposal, opts ProposeOptions) (*Effects, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (g *Group) Propose(p Proposal, opts ProposeOptions) (*Sent, error) {
 // ProposeUpdate sends an Update proposal (§12.1.2) that gives this
 // member's leaf a fresh encryption key. The private key stays in the
 // returned state until a commit includes the proposal.
-func (g *Group) ProposeUpdate(opts ProposeOptions) (*Sent, error) {
+func (g *Group) ProposeUpdate(opts ProposeOptions) (*Effects, error) {
 	if err := g.canSend(); err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (g *Group) checkProposal(e *proposalEntry) error {
 }
 
 // sendProposal frames p, caches it and returns the message.
-func (g *Group) sendProposal(p *mls.Proposal, updateKey secret.Secret, opts ProposeOptions) (*Sent, error) {
+func (g *Group) sendProposal(p *mls.Proposal, updateKey secret.Secret, opts ProposeOptions) (*Effects, error) {
 	next := g.withSecrets()
 	content := &mls.FramedContent{
 		GroupID:           g.ctx.GroupID,
@@ -229,7 +229,7 @@ func (g *Group) sendProposal(p *mls.Proposal, updateKey secret.Secret, opts Prop
 	next.proposals = append(append([]*cachedProposal(nil), g.proposals...), &cachedProposal{
 		ref: ref, proposal: p, sender: content.Sender, updateKey: updateKey,
 	})
-	return &Sent{Group: next, Message: msg, ProposalRef: ref}, nil
+	return &Effects{Group: next, Message: msg, ProposalRef: ref, Kind: KindProposal, Epoch: g.ctx.Epoch, ProposalType: ProposalType(p.Type)}, nil
 }
 
 // proposalEntry is one proposal of a commit, with who proposed it.

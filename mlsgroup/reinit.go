@@ -33,10 +33,11 @@ type foreignPSK struct {
 // with the ReInit's group ID, cipher suite and extensions, and commits the
 // Adds of kps (fresh KeyPackages of the other members) together with the
 // resumption PSK of g's current epoch (usage reinit) that ties the two
-// groups. signer must be of the new cipher suite. Sent.Group is the new
-// group in epoch 0 with the commit staged, Sent.Welcome the Welcome for
-// the others, who join it with JoinOptions.ReInitFrom.
-func (g *Group) ReInitGroup(cfg Config, identity []byte, signer *Signer, kps []*KeyPackage, leaf KeyPackageOptions) (*Sent, error) {
+// groups. signer must be of the new cipher suite. Effects.Group is the new
+// group in epoch 0 with the commit staged; merging it (MergeCommit, or
+// Process of its echo) yields the Welcome for the others, who join it with
+// JoinOptions.ReInitFrom.
+func (g *Group) ReInitGroup(cfg Config, identity []byte, signer *Signer, kps []*KeyPackage, leaf KeyPackageOptions) (*Effects, error) {
 	if g.role != roleReInit || g.reinit == nil {
 		return nil, errorf(ErrInvalidProposal, "the group was not ended by a ReInit")
 	}

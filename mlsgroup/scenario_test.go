@@ -209,7 +209,7 @@ func TestJoinWithoutKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.st.ConsumeKeyPackage(j.KeyPackageRef)
+	bob.st.ConsumeKeyPackage(j.ConsumedKeyPackage)
 	check(bob, sent.Welcome, bob.st, kp.Ref(), KeyPackageConsumed)
 
 	carol := newMember(t, "carol", DefaultCipherSuite, 3)

@@ -16,15 +16,20 @@ import (
 )
 
 // stateVersion versions Group.MarshalBinary. A change of layout bumps it,
-// and LoadGroup keeps reading the versions a node may have on disk.
-const stateVersion = 1
+// and LoadGroup keeps reading the versions a node may have on disk:
+// version 1 lacks the staged commit's Welcome, which a state written by
+// an older node lost (its caller sent the Welcome with the commit).
+const (
+	stateVersion   = 2
+	stateVersionV1 = 1
+)
 
 // MarshalBinary encodes the group state for the node's store. The result
 // holds the group's secrets and this member's private keys (and its
 // signature key): store it as such. The layout, in the TLS presentation
 // language:
 //
-//	uint8 version = 1;
+//	uint8 version = 2;
 //	opaque signer<V>;                       /* Signer.MarshalBinary */
 //	uint8 role;
 //	GroupContext context;
@@ -41,8 +46,10 @@ const stateVersion = 1
 //	optional<StagedCommit> staged;
 //
 // where a StagedCommit holds the commit message, the new epoch's state in
-// this same layout (without proposals, past epochs or staged commit) and
-// its CommitInfo.
+// this same layout (without proposals, past epochs or staged commit), its
+// CommitInfo and, from version 2, an optional<opaque welcome<V>>: the
+// Welcome that leaves once the commit is merged (§14). Version 1 is the
+// same without the Welcome.
 func (g *Group) MarshalBinary() ([]byte, error) {
 	var b cryptobyte.Builder
 	if err := g.marshal(&b); err != nil {
@@ -117,6 +124,12 @@ func (g *Group) marshal(b *cryptobyte.Builder) error {
 	}
 	wire.AddOpaque(b, nb)
 	g.staged.info.marshal(b)
+	if g.staged.welcome == nil {
+		b.AddUint8(0)
+	} else {
+		b.AddUint8(1)
+		wire.AddOpaque(b, g.staged.welcome)
+	}
 	return nil
 }
 
@@ -287,7 +300,7 @@ func readGroup(c *config, s *cryptobyte.String) (*Group, error) {
 		own            uint32
 		g              = &Group{cfg: c, ctx: new(mls.GroupContext)}
 	)
-	if !s.ReadUint8(&version) || version != stateVersion {
+	if !s.ReadUint8(&version) || (version != stateVersion && version != stateVersionV1) {
 		return nil, stateErr("version")
 	}
 	if !wire.ReadOpaque(s, &signer) || !s.ReadUint8(&role) {
@@ -376,6 +389,11 @@ func readGroup(c *config, s *cryptobyte.String) (*Group, error) {
 			return nil, stateErr("staged commit info")
 		}
 		g.staged = &stagedCommit{message: msg, next: n, info: info}
+		if version >= 2 {
+			if !wire.ReadOptional(s, &present) || (present && !wire.ReadOpaqueCopy(s, &g.staged.welcome)) {
+				return nil, stateErr("staged commit welcome")
+			}
+		}
 	}
 	return g, nil
 }

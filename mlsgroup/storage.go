@@ -65,7 +65,15 @@ type Storage interface {
 	// its KeyPackageRef (RFC 9420 §5.2). notAfter is the KeyPackage's
 	// lifetime end in Unix seconds; after it the storage may delete the
 	// entry and must then report KeyPackageExpired for ref.
-	PutKeyPackage(ref, private []byte, notAfter uint64) error
+	//
+	// lastResort marks the KeyPackage a node keeps published so that it
+	// can always be invited (KeyPackageOptions.LastResort). Whether a
+	// KeyPackage may serve more than one join is the storage's rule to
+	// keep, not its callers': consuming a one-time KeyPackage after a join
+	// deletes it (KeyPackageConsumed from then on), while a last-resort
+	// one stays available, and outlives its expiry until a newer
+	// last-resort KeyPackage exists.
+	PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error
 
 	// KeyPackage returns the private half stored under ref with status
 	// KeyPackageAvailable, or a nil slice and the status that says why it
@@ -82,14 +90,15 @@ type MemoryStorage struct {
 }
 
 type memKeyPackage struct {
-	private  []byte
-	notAfter uint64
+	private    []byte
+	notAfter   uint64
+	lastResort bool
 }
 
 var _ Storage = (*MemoryStorage)(nil)
 
 // PutKeyPackage implements Storage.
-func (m *MemoryStorage) PutKeyPackage(ref, private []byte, notAfter uint64) error {
+func (m *MemoryStorage) PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error {
 	if len(ref) == 0 {
 		return errors.New("mlsgroup: empty KeyPackageRef")
 	}
@@ -98,7 +107,7 @@ func (m *MemoryStorage) PutKeyPackage(ref, private []byte, notAfter uint64) erro
 	if m.kps == nil {
 		m.kps = make(map[string]memKeyPackage)
 	}
-	m.kps[string(ref)] = memKeyPackage{bytes.Clone(private), notAfter}
+	m.kps[string(ref)] = memKeyPackage{bytes.Clone(private), notAfter, lastResort}
 	delete(m.gone, string(ref))
 	return nil
 }
@@ -113,21 +122,37 @@ func (m *MemoryStorage) KeyPackage(ref []byte) ([]byte, KeyPackageStatus, error)
 	return nil, m.gone[string(ref)], nil
 }
 
-// ConsumeKeyPackage deletes the private half of ref after a join used it,
-// as a node's store does in the same batch that saves the joined group.
+// ConsumeKeyPackage deletes the private half of ref after a join used it
+// (Effects.ConsumedKeyPackage), as a node's store does in the same batch
+// that saves the joined group: a one-time KeyPackage then reports
+// KeyPackageConsumed. A last-resort one is kept, and stays available for
+// the next join, as the store package's rule is.
 func (m *MemoryStorage) ConsumeKeyPackage(ref []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if kp, ok := m.kps[string(ref)]; ok && kp.lastResort {
+		return
+	}
 	m.forgetLocked(string(ref), KeyPackageConsumed)
 }
 
 // ExpireKeyPackages deletes every KeyPackage whose lifetime ended before
-// now (Unix seconds).
+// now (Unix seconds), except the newest last-resort one, which stays
+// until a newer one replaces it: without it the node could not be invited.
 func (m *MemoryStorage) ExpireKeyPackages(now uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	newest, found := "", false
 	for ref, kp := range m.kps {
-		if kp.notAfter < now {
+		if !kp.lastResort {
+			continue
+		}
+		if n := m.kps[newest]; !found || kp.notAfter > n.notAfter || (kp.notAfter == n.notAfter && ref > newest) {
+			newest, found = ref, true
+		}
+	}
+	for ref, kp := range m.kps {
+		if kp.notAfter < now && !(found && ref == newest) {
 			m.forgetLocked(ref, KeyPackageExpired)
 		}
 	}
@@ -144,8 +169,9 @@ func (m *MemoryStorage) forgetLocked(ref string, why KeyPackageStatus) {
 	m.gone[ref] = why
 }
 
-// memoryStorageVersion versions MemoryStorage.MarshalBinary.
-const memoryStorageVersion = 1
+// memoryStorageVersion versions MemoryStorage.MarshalBinary; version 1
+// lacks the last-resort flag, and its KeyPackages load as one-time ones.
+const memoryStorageVersion = 2
 
 // MarshalBinary encodes the storage, so that tests can persist and reload
 // a member's provider between steps as a node's store would.
@@ -161,6 +187,7 @@ func (m *MemoryStorage) MarshalBinary() ([]byte, error) {
 			wire.AddOpaque(b, []byte(ref))
 			wire.AddOpaque(b, kp.private)
 			b.AddUint64(kp.notAfter)
+			wire.AddBool(b, kp.lastResort)
 		}
 	})
 	gone := slices.Sorted(maps.Keys(m.gone))
@@ -179,7 +206,7 @@ func (m *MemoryStorage) UnmarshalBinary(data []byte) error {
 	s := cryptobyte.String(data)
 	var version uint8
 	var kps, gone cryptobyte.String
-	if !s.ReadUint8(&version) || version != memoryStorageVersion ||
+	if !s.ReadUint8(&version) || (version != memoryStorageVersion && version != 1) ||
 		!wire.ReadVector(&s, &kps) || !wire.ReadVector(&s, &gone) || !s.Empty() {
 		return fmt.Errorf("%w: memory storage", ErrInvalidState)
 	}
@@ -187,10 +214,12 @@ func (m *MemoryStorage) UnmarshalBinary(data []byte) error {
 	for !kps.Empty() {
 		var ref, priv []byte
 		var notAfter uint64
-		if !wire.ReadOpaque(&kps, &ref) || !wire.ReadOpaqueCopy(&kps, &priv) || !kps.ReadUint64(&notAfter) {
+		var lastResort bool
+		if !wire.ReadOpaque(&kps, &ref) || !wire.ReadOpaqueCopy(&kps, &priv) || !kps.ReadUint64(&notAfter) ||
+			(version >= 2 && !wire.ReadBool(&kps, &lastResort)) {
 			return fmt.Errorf("%w: memory storage entry", ErrInvalidState)
 		}
-		out.kps[string(ref)] = memKeyPackage{priv, notAfter}
+		out.kps[string(ref)] = memKeyPackage{priv, notAfter, lastResort}
 	}
 	for !gone.Empty() {
 		var ref []byte

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -49,9 +50,7 @@ type WelcomeHandler func(ctx context.Context, from peer.ID, welcome []byte) erro
 
 // WelcomeStore keeps the outbox's pending Welcomes across restarts. Values
 // are opaque bytes that p2p encodes and versions; ids are the ids of
-// PendingWelcome. The node adapts the store package's pending-Welcome key
-// space to it (store files Welcomes by recipient, which these opaque values
-// do not expose; see internal/e2e for such an adapter).
+// PendingWelcome. The store package's *Store satisfies it as it is.
 type WelcomeStore interface {
 	// PutWelcome durably stores value under id, replacing any value there.
 	PutWelcome(id, value []byte) error
@@ -64,8 +63,16 @@ type WelcomeStore interface {
 // Config configures a Host. Fields left zero take the defaults documented
 // on each; set them before New and do not change them afterwards.
 type Config struct {
-	// Identity is the host's libp2p key; its peer ID names the node. Required.
+	// Identity is the host's libp2p key; its peer ID names the node.
+	// Required unless Host is set, and then it must be Host's key or nil.
 	Identity crypto.PrivKey
+	// Host, if set, is the libp2p host to run over instead of one New
+	// builds: go-libp2p's mocknet in tests and the testnet, which run many
+	// nodes in one process. The fields that only shape a built host
+	// (ListenAddrs, ConnLow/ConnHigh/ConnGrace, NATPortMap,
+	// AutoNATService, HolePunching, StaticRelays, RelayService) must then
+	// be zero. The caller owns Host: Close leaves it open.
+	Host host.Host
 
 	// ListenAddrs are multiaddrs to listen on; empty means
 	// DefaultListenAddrs. Tests listen on 127.0.0.1 only.
@@ -203,8 +210,21 @@ type config struct {
 
 // validate fills defaults and rejects contradictions.
 func (c Config) validate() (*config, error) {
+	if c.Host != nil {
+		if err := c.checkInjected(); err != nil {
+			return nil, err
+		}
+		if c.Identity == nil {
+			c.Identity = c.Host.Peerstore().PrivKey(c.Host.ID())
+		}
+	}
 	if c.Identity == nil {
 		return nil, fmt.Errorf("%w: no Identity", ErrConfig)
+	}
+	if c.Host != nil {
+		if id, err := peer.IDFromPrivateKey(c.Identity); err != nil || id != c.Host.ID() {
+			return nil, fmt.Errorf("%w: Identity is not the key of Host %s", ErrConfig, c.Host.ID())
+		}
 	}
 	cfg := &config{Config: c}
 	setDefault(&cfg.ConnLow, 64)
@@ -282,4 +302,26 @@ func parsePeers(what string, addrs []string) ([]peer.AddrInfo, error) {
 		out = append(out, *ai)
 	}
 	return out, nil
+}
+
+// checkInjected refuses the fields that shape a host New builds, when the
+// caller hands it one: silently ignoring them would leave a caller
+// believing, say, that hole punching is on.
+func (c Config) checkInjected() error {
+	fields := []struct {
+		name string
+		set  bool
+	}{
+		{"ListenAddrs", len(c.ListenAddrs) > 0},
+		{"ConnLow", c.ConnLow != 0}, {"ConnHigh", c.ConnHigh != 0}, {"ConnGrace", c.ConnGrace != 0},
+		{"NATPortMap", c.NATPortMap}, {"AutoNATService", c.AutoNATService},
+		{"HolePunching", c.HolePunching}, {"StaticRelays", len(c.StaticRelays) > 0},
+		{"RelayService", c.RelayService},
+	}
+	for _, f := range fields {
+		if f.set {
+			return fmt.Errorf("%w: %s shapes a host New builds, but Host is given", ErrConfig, f.name)
+		}
+	}
+	return nil
 }

@@ -94,6 +94,42 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 		}
 	}()
 
+	if cfg.Host != nil {
+		h.host = cfg.Host
+	} else if h.host, err = newLibp2pHost(cfg); err != nil {
+		return nil, err
+	}
+	h.log = cfg.Logger.With("peer", h.host.ID().String())
+
+	if err := h.startDHT(); err != nil {
+		return nil, err
+	}
+	if err := h.startPubSub(); err != nil {
+		return nil, err
+	}
+	if cfg.WelcomeHandler != nil {
+		h.host.SetStreamHandler(welcomeProtocol, h.handleWelcome)
+	}
+	if cfg.SyncProvider != nil {
+		h.host.SetStreamHandler(syncProtocol, h.handleSync)
+	}
+	if h.out, err = newOutbox(h); err != nil {
+		return nil, err
+	}
+	if cfg.MDNS {
+		h.mdns = mdns.NewMdnsService(h.host, mdnsService, mdnsNotifee{h})
+		if err := h.mdns.Start(); err != nil {
+			return nil, fmt.Errorf("p2p: starting mDNS: %w", err)
+		}
+	}
+	h.bootstrap(ctx)
+	h.wg.Go(h.mailboxLoop)
+	h.log.Info("p2p host started", "addrs", h.Addrs())
+	return h, nil
+}
+
+// newLibp2pHost builds the host for a Config that brings none.
+func newLibp2pHost(cfg *config) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("%w: connection manager: %w", ErrConfig, err)
@@ -130,36 +166,11 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	if !cfg.HolePunching && !cfg.RelayService && len(cfg.relays) == 0 {
 		opts = append(opts, libp2p.DisableRelay())
 	}
-	if h.host, err = libp2p.New(opts...); err != nil {
+	hst, err := libp2p.New(opts...)
+	if err != nil {
 		return nil, fmt.Errorf("p2p: starting libp2p: %w", err)
 	}
-	h.log = cfg.Logger.With("peer", h.host.ID().String())
-
-	if err := h.startDHT(); err != nil {
-		return nil, err
-	}
-	if err := h.startPubSub(); err != nil {
-		return nil, err
-	}
-	if cfg.WelcomeHandler != nil {
-		h.host.SetStreamHandler(welcomeProtocol, h.handleWelcome)
-	}
-	if cfg.SyncProvider != nil {
-		h.host.SetStreamHandler(syncProtocol, h.handleSync)
-	}
-	if h.out, err = newOutbox(h); err != nil {
-		return nil, err
-	}
-	if cfg.MDNS {
-		h.mdns = mdns.NewMdnsService(h.host, mdnsService, mdnsNotifee{h})
-		if err := h.mdns.Start(); err != nil {
-			return nil, fmt.Errorf("p2p: starting mDNS: %w", err)
-		}
-	}
-	h.bootstrap(ctx)
-	h.wg.Go(h.mailboxLoop)
-	h.log.Info("p2p host started", "addrs", h.Addrs())
-	return h, nil
+	return hst, nil
 }
 
 func (h *Host) startDHT() error {
@@ -235,8 +246,13 @@ func (h *Host) Close() error {
 		if h.dht != nil {
 			errs = append(errs, h.dht.Close())
 		}
-		if h.host != nil {
+		if h.host != nil && h.cfg.Host == nil {
 			errs = append(errs, h.host.Close())
+		} else if h.host != nil {
+			// An injected host stays open, but nothing of this Host may
+			// answer on it any more.
+			h.host.RemoveStreamHandler(welcomeProtocol)
+			h.host.RemoveStreamHandler(syncProtocol)
 		}
 		h.wg.Wait()
 	})

@@ -14,8 +14,8 @@ import (
 // A Batch is one state transition: everything a step of the node changes,
 // applied by Store.Commit in one synced LevelDB write or not at all. A
 // processed commit, for example, puts the new group state, appends the log
-// entry and deletes the epoch secrets it made obsolete in one Batch, so no
-// crash can leave the state and the log disagreeing.
+// entry and advances the sync cursor in one Batch, so no crash can leave
+// the state and the log disagreeing.
 //
 // Operations apply in the order they are added, so a later one sees the
 // effect of an earlier one. Every method copies its arguments. Errors in
@@ -53,20 +53,16 @@ func (b *Batch) DeleteSignatureKey(name []byte) {
 
 // PutKeyPackage stores the private half of a KeyPackage under its
 // KeyPackageRef (RFC 9420 §5.2) until notAfter (Unix seconds), after which
-// the expiry schedule deletes it.
-func (b *Batch) PutKeyPackage(ref, private []byte, notAfter uint64) {
-	b.putKeyPackage(ref, private, notAfter, 0)
-}
-
-// PutLastResortKeyPackage is PutKeyPackage for the last-resort KeyPackage,
-// the one a node keeps published so it can always be invited: it survives
-// being joined from (ConsumeKeyPackage keeps it), and outlives its expiry
-// until a newer last-resort KeyPackage exists.
-func (b *Batch) PutLastResortKeyPackage(ref, private []byte, notAfter uint64) {
-	b.putKeyPackage(ref, private, notAfter, kpLastResort)
-}
-
-func (b *Batch) putKeyPackage(ref, private []byte, notAfter uint64, flags byte) {
+// the expiry schedule deletes it. A lastResort KeyPackage is the one a node
+// keeps published so it can always be invited (RFC 9420 §16.8): it
+// survives being joined from (ConsumeKeyPackage keeps it, marked used), and
+// outlives its expiry until a newer last-resort KeyPackage exists. Putting
+// a ref again replaces its private half, expiry and flag.
+func (b *Batch) PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) {
+	var flags byte
+	if lastResort {
+		flags = kpLastResort
+	}
 	ref, private = bytes.Clone(ref), bytes.Clone(private)
 	b.add(checkID("KeyPackageRef", ref), func(w *writer) error {
 		return w.putKeyPackage(ref, private, notAfter, flags)
@@ -96,46 +92,18 @@ func (b *Batch) PutGroup(id, state []byte) {
 	})
 }
 
-// DeleteGroup deletes a group's state and every secret retained for it.
-// The group's log stays (see TrimLog).
+// DeleteGroup deletes a group's state. The group's log and sync cursors
+// stay (see TrimLog and DeleteSyncCursors).
 func (b *Batch) DeleteGroup(id []byte) {
-	id = bytes.Clone(id)
 	k := groupKey(id)
 	b.add(checkID("group ID", id), func(w *writer) error {
 		ok, err := w.has(k)
-		if err != nil {
+		if err != nil || !ok {
 			return err
 		}
-		if ok {
-			w.groupDelta--
-			if err := w.del(k); err != nil {
-				return err
-			}
-		}
-		return w.delRange(util.BytesPrefix(secretPrefix(id)))
+		w.groupDelta--
+		return w.del(k)
 	})
-}
-
-// PutEpochSecret retains a secret of a group's epoch: the epoch's secrets
-// for messages that arrive out of order, or one message key (id names it;
-// its meaning is mlsgroup's).
-func (b *Batch) PutEpochSecret(group []byte, epoch uint64, id, secret []byte) {
-	k, v := secretKey(group, epoch, id), bytes.Clone(secret)
-	b.add(checkID("group ID", group), func(w *writer) error { return w.put(k, v) })
-}
-
-// DeleteEpochSecret deletes one retained secret, such as a message key once
-// used.
-func (b *Batch) DeleteEpochSecret(group []byte, epoch uint64, id []byte) {
-	k := secretKey(group, epoch, id)
-	b.add(checkID("group ID", group), func(w *writer) error { return w.del(k) })
-}
-
-// DeleteEpochSecrets deletes every secret retained for the group's epochs
-// before the given one: the epochs that left the out-of-order window.
-func (b *Batch) DeleteEpochSecrets(group []byte, before uint64) {
-	r := &util.Range{Start: secretPrefix(group), Limit: secretEpochPrefix(group, before)}
-	b.add(checkID("group ID", group), func(w *writer) error { return w.delRange(r) })
 }
 
 // AppendLog appends entry to channel's message log. Its sequence number is
@@ -143,31 +111,75 @@ func (b *Batch) DeleteEpochSecrets(group []byte, before uint64) {
 // order and a reader paging forward never finds a smaller number appearing
 // behind its cursor. Numbers start at 1 and are never reused, not even
 // after TrimLog.
-func (b *Batch) AppendLog(channel, entry []byte) {
-	channel, entry = bytes.Clone(channel), bytes.Clone(entry)
-	b.add(checkID("channel ID", channel), func(w *writer) error { return w.appendLog(channel, entry) })
+//
+// A non-empty id (a message ID, say) is indexed to the entry's sequence
+// number in the same write, so that LogSeqOf finds it with one read, after
+// a restart too. The index keeps the first sequence number an id was given:
+// appending it again adds the entry but leaves the index as it was, and
+// once TrimLog deletes that first entry the id is no longer found. Callers
+// that deduplicate check LogSeqOf before appending. An empty id (a commit,
+// say) is not indexed.
+func (b *Batch) AppendLog(channel, id, entry []byte) {
+	channel, id, entry = bytes.Clone(channel), bytes.Clone(id), bytes.Clone(entry)
+	err := checkID("channel ID", channel)
+	if len(id) > 0 {
+		err = errors.Join(err, checkID("log message ID", id))
+	}
+	b.add(err, func(w *writer) error { return w.appendLog(channel, id, entry) })
 }
 
 // TrimLog deletes channel's log entries with sequence numbers below before
-// (math.MaxUint64 deletes them all).
+// (math.MaxUint64 deletes them all), and their message IDs from the index.
 func (b *Batch) TrimLog(channel []byte, before uint64) {
-	r := &util.Range{Start: logPrefix(channel), Limit: logKey(channel, before)}
-	b.add(checkID("channel ID", channel), func(w *writer) error { return w.delRange(r) })
+	channel = bytes.Clone(channel)
+	b.add(checkID("channel ID", channel), func(w *writer) error { return w.trimLog(channel, before) })
 }
 
-// PutWelcome stores a Welcome waiting for delivery to recipient (a peer ID)
-// under id, which the caller chooses (a hash of the message, say).
-func (b *Batch) PutWelcome(recipient, id, welcome []byte) {
-	k, v := welcomeKey(recipient, id), bytes.Clone(welcome)
-	err := errors.Join(checkID("welcome recipient", recipient), checkID("welcome ID", id))
+// PutWelcome stores a Welcome waiting for delivery (p2p's outbox) under
+// id, which the caller chooses, replacing any value there.
+func (b *Batch) PutWelcome(id, value []byte) {
+	k, v := welcomeKey(id), bytes.Clone(value)
+	b.add(checkID("welcome ID", id), func(w *writer) error { return w.put(k, v) })
+}
+
+// DeleteWelcome deletes the Welcome stored under id, once delivered or
+// given up; an absent id is not an error.
+func (b *Batch) DeleteWelcome(id []byte) {
+	k := welcomeKey(id)
+	b.add(checkID("welcome ID", id), func(w *writer) error { return w.delIfPresent(k) })
+}
+
+// PutInvitation stores a Welcome this node received, waiting for the user
+// to accept it, under id, replacing any value there. Invitations are a key
+// space apart from the outbox's Welcomes: the two never share IDs.
+func (b *Batch) PutInvitation(id, data []byte) {
+	k, v := inviteKey(id), bytes.Clone(data)
+	b.add(checkID("invitation ID", id), func(w *writer) error { return w.put(k, v) })
+}
+
+// DeleteInvitation deletes an invitation, once accepted or declined; an
+// absent id is not an error.
+func (b *Batch) DeleteInvitation(id []byte) {
+	k := inviteKey(id)
+	b.add(checkID("invitation ID", id), func(w *writer) error { return w.delIfPresent(k) })
+}
+
+// PutSyncCursor records how far channel's history has been synced with
+// peer. The cursor is opaque and must not be empty: SyncCursor reports
+// "none" as nil.
+func (b *Batch) PutSyncCursor(channel, peer, cursor []byte) {
+	k, v := cursorKey(channel, peer), bytes.Clone(cursor)
+	err := errors.Join(checkID("channel ID", channel), checkID("peer ID", peer))
+	if len(cursor) == 0 {
+		err = errors.Join(err, fmt.Errorf("%w: empty sync cursor", ErrInvalidArgument))
+	}
 	b.add(err, func(w *writer) error { return w.put(k, v) })
 }
 
-// DeleteWelcome deletes a Welcome once its recipient acknowledged it.
-func (b *Batch) DeleteWelcome(recipient, id []byte) {
-	k := welcomeKey(recipient, id)
-	err := errors.Join(checkID("welcome recipient", recipient), checkID("welcome ID", id))
-	b.add(err, func(w *writer) error { return w.del(k) })
+// DeleteSyncCursors deletes every sync cursor of channel.
+func (b *Batch) DeleteSyncCursors(channel []byte) {
+	r := util.BytesPrefix(cursorPrefix(channel))
+	b.add(checkID("channel ID", channel), func(w *writer) error { return w.delRange(r) })
 }
 
 // Commit applies b in one synced write: when it returns nil, all of b is on
@@ -287,7 +299,9 @@ func (w *writer) has(key []byte) (bool, error) {
 // put stages key = plain. Overwriting a secret-bearing value leaves the old
 // one in the files until a scrub compacts it away.
 func (w *writer) put(key, plain []byte) error {
-	if secretBearing(key[0]) && key[0] != nsLog { // log keys are never reused
+	// Log keys are never reused, and appendLog puts an index entry only
+	// where there is none: neither overwrites, so neither needs the read.
+	if secretBearing(key[0]) && key[0] != nsLog && key[0] != nsLogID && key[0] != nsLogSeqID {
 		ok, err := w.has(key)
 		if err != nil {
 			return err
@@ -303,6 +317,16 @@ func (w *writer) put(key, plain []byte) error {
 	w.lb.Put(key, v)
 	w.pending[string(key)] = staged{plain: plain}
 	return nil
+}
+
+// delIfPresent is del for a key that may be absent, which then stages
+// nothing, so that it marks no namespace for a scrub.
+func (w *writer) delIfPresent(key []byte) error {
+	ok, err := w.has(key)
+	if err != nil || !ok {
+		return err
+	}
+	return w.del(key)
 }
 
 func (w *writer) del(key []byte) error {
@@ -358,7 +382,7 @@ func (w *writer) keys(r *util.Range) ([][]byte, error) {
 	return keys, nil
 }
 
-func (w *writer) appendLog(channel, entry []byte) error {
+func (w *writer) appendLog(channel, id, entry []byte) error {
 	seq, err := w.logHead(channel)
 	if err != nil {
 		return err
@@ -370,8 +394,51 @@ func (w *writer) appendLog(channel, entry []byte) error {
 	if err := w.put(logHeadKey(channel), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return err
 	}
+	if len(id) > 0 {
+		ik := logIDKey(channel, id)
+		indexed, err := w.has(ik)
+		if err != nil {
+			return err
+		}
+		if !indexed {
+			if err := w.put(ik, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+				return err
+			}
+			if err := w.put(logSeqIDKey(channel, seq), id); err != nil {
+				return err
+			}
+		}
+	}
 	w.heads[string(channel)] = seq
 	w.seqs = append(w.seqs, seq)
+	return nil
+}
+
+// trimLog deletes channel's entries below before and, through the
+// seq-to-ID direction of the index, the IDs that point at them, without
+// reading the entries themselves.
+func (w *writer) trimLog(channel []byte, before uint64) error {
+	if err := w.delRange(&util.Range{Start: logPrefix(channel), Limit: logKey(channel, before)}); err != nil {
+		return err
+	}
+	byseq, err := w.keys(&util.Range{Start: logSeqIDPrefix(channel), Limit: logSeqIDKey(channel, before)})
+	if err != nil {
+		return err
+	}
+	for _, k := range byseq {
+		id, ok, err := w.get(k)
+		if err != nil {
+			return err
+		}
+		if ok && len(id) > 0 {
+			if err := w.del(logIDKey(channel, id)); err != nil {
+				return err
+			}
+		}
+		if err := w.del(k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -18,21 +19,19 @@ func benchVariants(b *testing.B, f func(b *testing.B, s *Store)) {
 	}
 }
 
-// BenchmarkCommitBatch: the batch of a processed MLS commit (2 KiB state,
-// a 256 B log entry, the old epoch's secrets deleted, two new ones).
+// BenchmarkCommitBatch: the batch of a processed MLS message (2 KiB state,
+// a 256 B log entry indexed by its message ID, the sync cursor advanced).
 func BenchmarkCommitBatch(b *testing.B) {
 	benchVariants(b, func(b *testing.B, s *Store) {
 		g := []byte("benchmark group")
-		state, entry, secret := bytes.Repeat([]byte{1}, 2048), bytes.Repeat([]byte{2}, 256), bytes.Repeat([]byte{3}, 32)
-		epoch := uint64(0)
+		state, entry := bytes.Repeat([]byte{1}, 2048), bytes.Repeat([]byte{2}, 256)
+		n := uint64(0)
 		for b.Loop() {
-			epoch++
+			n++
 			var batch Batch
 			batch.PutGroup(g, state)
-			batch.AppendLog(g, entry)
-			batch.DeleteEpochSecrets(g, epoch)
-			batch.PutEpochSecret(g, epoch, []byte("epoch"), secret)
-			batch.PutEpochSecret(g, epoch, []byte("m0"), secret)
+			batch.AppendLog(g, binary.BigEndian.AppendUint64([]byte("message "), n), entry)
+			batch.PutSyncCursor(g, []byte("peer"), binary.BigEndian.AppendUint64(nil, n))
 			if err := s.Commit(&batch); err != nil {
 				b.Fatal(err)
 			}
@@ -51,7 +50,7 @@ func BenchmarkLogAppend(b *testing.B) {
 				for b.Loop() {
 					var batch Batch
 					for range per {
-						batch.AppendLog(ch, entry)
+						batch.AppendLog(ch, nil, entry)
 					}
 					if err := s.Commit(&batch); err != nil {
 						b.Fatal(err)
@@ -74,7 +73,7 @@ func BenchmarkLogPage(b *testing.B) {
 				for i := 0; i < n; i += 1000 {
 					var batch Batch
 					for range 1000 {
-						batch.AppendLog(ch, entry)
+						batch.AppendLog(ch, nil, entry)
 					}
 					if err := s.Commit(&batch); err != nil {
 						b.Fatal(err)
@@ -104,6 +103,35 @@ func BenchmarkLogPage(b *testing.B) {
 				}
 				b.ReportMetric(float64(page*b.N)/b.Elapsed().Seconds(), "entries/s")
 			})
+		})
+	}
+}
+
+// BenchmarkLogSeqOf looks message IDs up in logs of 1 000 and 100 000
+// entries, as deduplication after a restart does: one read of the index,
+// so the time should not grow with the log.
+func BenchmarkLogSeqOf(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprintf("log=%d", n), func(b *testing.B) {
+			s := openTest(b, b.TempDir(), nil)
+			ch, entry := []byte("channel"), bytes.Repeat([]byte{7}, 64)
+			id := func(i int) []byte { return binary.BigEndian.AppendUint64([]byte("message "), uint64(i)) }
+			for i := 0; i < n; i += 5000 {
+				var batch Batch
+				for j := i; j < min(i+5000, n); j++ {
+					batch.AppendLog(ch, id(j), entry)
+				}
+				if err := s.Commit(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				if seq, err := s.LogSeqOf(ch, id(i)); err != nil || seq != uint64(i+1) {
+					b.Fatalf("LogSeqOf(%d) = %d, %v", i, seq, err)
+				}
+				i = (i + 7919) % n
+			}
 		})
 	}
 }

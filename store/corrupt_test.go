@@ -28,7 +28,7 @@ func damageFixture(t *testing.T, dir string) []string {
 	for i := range damageGroups {
 		var b Batch
 		b.PutGroup(fmt.Appendf(nil, "group-%02d", i), bytes.Repeat([]byte{byte(i)}, 100<<10))
-		b.AppendLog(fmt.Appendf(nil, "group-%02d", i), []byte("joined"))
+		b.AppendLog(fmt.Appendf(nil, "group-%02d", i), nil, []byte("joined"))
 		commit(t, s, &b)
 	}
 	if err := s.db.CompactRange(util.Range{}); err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,16 +39,15 @@ var crashWorkloads = map[string]crashWorkload{"opaque": opaqueWorkload{}}
 // opaqueWorkload keeps up to maxGroups groups. A group's state is its
 // epoch, the number of messages processed in the epoch, and a hash chain
 // over its commits; its log holds a join entry, then commit and message
-// entries; its retained secrets are the epoch secret and the key of the
-// next message, both derived from the chain, so that a state and secrets
-// that disagree cannot pass. Transitions:
+// entries, each message entry indexed by its message ID; its sync cursor is
+// derived from the chain and the message count, so that a state and cursor
+// that disagree cannot pass, and the index must point at every message
+// entry. Transitions:
 //
 //	kp:     PutKeyPackage
-//	join:   ConsumeKeyPackage + PutGroup + AppendLog + PutEpochSecret x2
-//	commit: PutGroup + AppendLog + DeleteEpochSecrets(all older epochs) +
-//	        PutEpochSecret x2
-//	msg:    PutGroup + AppendLog + DeleteEpochSecret(used key) +
-//	        PutEpochSecret(next key)
+//	join:   ConsumeKeyPackage + PutGroup + AppendLog + PutSyncCursor
+//	commit: PutGroup + AppendLog + PutSyncCursor
+//	msg:    PutGroup + AppendLog(with its message ID) + PutSyncCursor
 type opaqueWorkload struct{}
 
 const maxGroups = 12
@@ -92,7 +90,12 @@ func (g opaqueGroup) derive(what string, n uint64) []byte {
 	return h[:]
 }
 
-func (g opaqueGroup) msgKeyID(n uint64) []byte { return fmt.Appendf(nil, "m%d", n) }
+// msgID is the message ID of message n of epoch.
+func msgID(epoch, n uint64) []byte { return fmt.Appendf(nil, "m%d/%d", epoch, n) }
+
+func (g opaqueGroup) cursor() []byte { return g.derive("cursor", g.msgs) }
+
+var crashPeer = []byte("peer")
 
 func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 	ids, err := s.GroupIDs()
@@ -124,7 +127,7 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			for i := range ref {
 				ref[i] = byte(rng.Uint32())
 			}
-			b.PutKeyPackage(ref, append([]byte("kp private "), ref...), 1<<40)
+			b.PutKeyPackage(ref, append([]byte("kp private "), ref...), 1<<40, false)
 			line = "kp " + hex.EncodeToString(ref)
 		case r < 25:
 			if len(groups) >= maxGroups || len(kps) == 0 {
@@ -135,9 +138,8 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			g.chain = sha256.Sum256(ref)
 			b.ConsumeKeyPackage(ref)
 			b.PutGroup(g.id, g.state())
-			b.AppendLog(g.id, fmt.Appendf(nil, "join %x %x", ref, g.chain))
-			b.PutEpochSecret(g.id, 0, []byte("epoch"), g.derive("epoch", 0))
-			b.PutEpochSecret(g.id, 0, g.msgKeyID(0), g.derive("msg", 0))
+			b.AppendLog(g.id, nil, fmt.Appendf(nil, "join %x %x", ref, g.chain))
+			b.PutSyncCursor(g.id, crashPeer, g.cursor())
 			if err := s.Commit(&b); err != nil {
 				return err
 			}
@@ -153,10 +155,8 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			g.epoch, g.msgs = g.epoch+1, 0
 			g.chain = sha256.Sum256(fmt.Appendf(g.chain[:], "commit %d", g.epoch))
 			b.PutGroup(g.id, g.state())
-			b.AppendLog(g.id, fmt.Appendf(nil, "commit %d %x", g.epoch, g.chain))
-			b.DeleteEpochSecrets(g.id, g.epoch)
-			b.PutEpochSecret(g.id, g.epoch, []byte("epoch"), g.derive("epoch", 0))
-			b.PutEpochSecret(g.id, g.epoch, g.msgKeyID(0), g.derive("msg", 0))
+			b.AppendLog(g.id, nil, fmt.Appendf(nil, "commit %d %x", g.epoch, g.chain))
+			b.PutSyncCursor(g.id, crashPeer, g.cursor())
 			if err := s.Commit(&b); err != nil {
 				return err
 			}
@@ -169,10 +169,9 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 			}
 			i := rng.IntN(len(groups))
 			g := groups[i]
-			b.DeleteEpochSecret(g.id, g.epoch, g.msgKeyID(g.msgs))
-			b.AppendLog(g.id, fmt.Appendf(nil, "msg %d %d", g.epoch, g.msgs))
+			b.AppendLog(g.id, msgID(g.epoch, g.msgs), fmt.Appendf(nil, "msg %d %d", g.epoch, g.msgs))
 			g.msgs++
-			b.PutEpochSecret(g.id, g.epoch, g.msgKeyID(g.msgs), g.derive("msg", g.msgs))
+			b.PutSyncCursor(g.id, crashPeer, g.cursor())
 			b.PutGroup(g.id, g.state())
 			if err := s.Commit(&b); err != nil {
 				return err
@@ -190,9 +189,8 @@ func (opaqueWorkload) Run(s *Store, rng *rand.Rand, ack func(string)) error {
 
 func (opaqueWorkload) Verify(s *Store, acks []string) (int, error) {
 	// Replay every group's log from the start: it must end exactly at the
-	// stored state, and the retained secrets must be exactly the current
-	// epoch's secret and next message key (the next message decrypts; no
-	// superseded secret and no used key survives).
+	// stored state, the sync cursor must be the one of that state, and the
+	// message-ID index must point at every message entry.
 	ids, err := s.GroupIDs()
 	if err != nil {
 		return 0, err
@@ -216,19 +214,12 @@ func (opaqueWorkload) Verify(s *Store, acks []string) (int, error) {
 		}
 		logs[string(id)] = log
 		consumed[ref] = true
-		sec, err := s.EpochSecrets(id)
+		cur, err := s.SyncCursor(id, crashPeer)
 		if err != nil {
 			return 0, err
 		}
-		want := []EpochSecret{
-			{Epoch: g.epoch, ID: []byte("epoch"), Secret: g.derive("epoch", 0)},
-			{Epoch: g.epoch, ID: g.msgKeyID(g.msgs), Secret: g.derive("msg", g.msgs)},
-		}
-		slices.SortFunc(want, func(a, b EpochSecret) int { return bytes.Compare(a.ID, b.ID) })
-		if !slices.EqualFunc(sec, want, func(a, b EpochSecret) bool {
-			return a.Epoch == b.Epoch && bytes.Equal(a.ID, b.ID) && bytes.Equal(a.Secret, b.Secret)
-		}) {
-			return 0, fmt.Errorf("group %s at epoch %d msg %d retains %v", id, g.epoch, g.msgs, sec)
+		if !bytes.Equal(cur, g.cursor()) {
+			return 0, fmt.Errorf("group %s at epoch %d msg %d has sync cursor %x", id, g.epoch, g.msgs, cur)
 		}
 	}
 
@@ -329,6 +320,9 @@ func replayLog(s *Store, g opaqueGroup) (map[uint64]string, string, error) {
 			case f[0] == "msg":
 				if line != fmt.Sprintf("msg %d %d", r.epoch, r.msgs) {
 					return nil, "", fmt.Errorf("entry %d %q out of order", e.Seq, line)
+				}
+				if seq, err := s.LogSeqOf(g.id, msgID(r.epoch, r.msgs)); err != nil || seq != e.Seq {
+					return nil, "", fmt.Errorf("entry %d %q indexed at %d, %v", e.Seq, line, seq, err)
 				}
 				r.msgs++
 			default:

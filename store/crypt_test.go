@@ -21,10 +21,11 @@ func TestEncryptedAtRest(t *testing.T) {
 	s := openTest(t, dir, encOptions("correct horse"))
 	var b Batch
 	b.PutGroup([]byte("g"), []byte("PLAINSTATE-group-state-bytes"))
-	b.PutKeyPackage([]byte("ref"), []byte("PLAINKP-private-key-bytes"), 1<<40)
-	b.AppendLog([]byte("g"), []byte("PLAINLOG-hello world"))
-	b.PutEpochSecret([]byte("g"), 1, nil, []byte("PLAINSECRET-epoch"))
-	b.PutWelcome([]byte("peer"), []byte("w"), []byte("PLAINWELCOME"))
+	b.PutKeyPackage([]byte("ref"), []byte("PLAINKP-private-key-bytes"), 1<<40, false)
+	b.AppendLog([]byte("g"), nil, []byte("PLAINLOG-hello world"))
+	b.PutWelcome([]byte("w"), []byte("PLAINWELCOME"))
+	b.PutInvitation([]byte("i"), []byte("PLAININVITE"))
+	b.PutSyncCursor([]byte("g"), []byte("peer"), []byte("PLAINCURSOR"))
 	commit(t, s, &b)
 	if err := s.Datastore().Put(t.Context(), dsKey("/providers/x"), []byte("PLAINDHT-record")); err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestEncryptedAtRest(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []string{"PLAINSTATE", "PLAINKP", "PLAINLOG", "PLAINSECRET", "PLAINWELCOME", "PLAINDHT"} {
+	for _, m := range []string{"PLAINSTATE", "PLAINKP", "PLAINLOG", "PLAINWELCOME", "PLAININVITE", "PLAINCURSOR", "PLAINDHT"} {
 		if hits := filesContaining(t, dir, []byte(m)); len(hits) > 0 {
 			t.Errorf("%s in plaintext in %v", m, hits)
 		}
@@ -48,6 +49,15 @@ func TestEncryptedAtRest(t *testing.T) {
 		t.Errorf("datastore = %q, %v", v, err)
 	}
 	wantKP(t, s, []byte("ref"), KeyPackageAvailable, []byte("PLAINKP-private-key-bytes"))
+	if ws, err := s.Welcomes(); err != nil || len(ws) != 1 || string(ws[0]) != "PLAINWELCOME" {
+		t.Errorf("Welcomes = %q, %v", ws, err)
+	}
+	if v, err := s.Invitation([]byte("i")); err != nil || string(v) != "PLAININVITE" {
+		t.Errorf("Invitation = %q, %v", v, err)
+	}
+	if v, err := s.SyncCursor([]byte("g"), []byte("peer")); err != nil || string(v) != "PLAINCURSOR" {
+		t.Errorf("SyncCursor = %q, %v", v, err)
+	}
 }
 
 func TestPassphraseErrors(t *testing.T) {
@@ -98,8 +108,8 @@ func TestSealedValuesCannotBeSwapped(t *testing.T) {
 	var b Batch
 	b.PutGroup([]byte("alice"), []byte("alice state"))
 	b.PutGroup([]byte("bob"), []byte("bob state"))
-	b.AppendLog([]byte("alice"), []byte("one"))
-	b.AppendLog([]byte("alice"), []byte("two"))
+	b.AppendLog([]byte("alice"), nil, []byte("one"))
+	b.AppendLog([]byte("alice"), nil, []byte("two"))
 	commit(t, s, &b)
 	s.Close()
 

@@ -1,30 +1,35 @@
 // Package store is the node's one MLS provider: every key, group state and
 // message a spacepanda node keeps, in one LevelDB per data directory. It
 // satisfies mlsgroup's Storage interface structurally (it does not import
-// mlsgroup) and never interprets the values it holds: group states, epoch
-// secrets and log entries are opaque bytes whose formats their owners
-// version.
+// mlsgroup) and p2p's WelcomeStore the same way, and never interprets the
+// values it holds: group states, log entries, Welcomes and sync cursors are
+// opaque bytes whose formats their owners version.
 //
 // What it holds, by namespace (keys.go has the byte layout): the node's
 // signature keys; KeyPackage private keys by KeyPackageRef, with an expiry
-// index and tombstones that remember why a ref is gone; group states by
-// group ID; secrets retained for a group's epochs (the out-of-order window);
-// each channel's message log; Welcomes waiting for delivery; and a
-// go-datastore namespace for the DHT.
+// index and tombstones that remember why a ref is gone, and the last-resort
+// KeyPackage kept after use; group states by group ID (mlsgroup keeps the
+// past epochs it still needs inside the state); each channel's message log
+// with an index from message ID to sequence number; the sync cursor of each
+// channel and peer; Welcomes waiting for delivery (p2p's outbox) and
+// Welcomes received, waiting for the user to accept them (invitations),
+// each by ID; and a go-datastore namespace for the DHT.
 //
 // # Usage
 //
 // Open the store once per node and hand the same *Store to everything; a
 // second process on the same directory gets a *LockedError. Then:
 //
-//   - Make each state transition one Batch and Commit it: a processed commit
-//     is PutGroup (the new state) + AppendLog (its entry) + DeleteEpochSecrets
-//     (what it made obsolete), all or nothing, synced before Commit returns.
+//   - Make each state transition one Batch and Commit it: a processed
+//     message is PutGroup (the new state) + AppendLog (its entry, indexed by
+//     its message ID) + PutSyncCursor (how far the sync got), all or
+//     nothing, synced before Commit returns.
 //     Persist before acting: commit the batch before publishing a message
 //     or acknowledging a commit, so that a crash never leaves the network
 //     ahead of the disk.
-//   - Read with the typed getters (Group, EpochSecrets, KeyPackage, LogAfter,
-//     LogBefore, Welcomes, ...). Returned slices belong to the caller.
+//   - Read with the typed getters (Group, KeyPackage, LogAfter, LogBefore,
+//     LogSeqOf, SyncCursor, Welcomes, Invitations, ...). Returned slices
+//     belong to the caller.
 //   - Close the store when the node stops; every call after returns
 //     ErrClosed.
 //

@@ -50,10 +50,11 @@ func (s *Store) decodeKP(ref, v []byte) (notAfter uint64, flags byte, private []
 }
 
 // PutKeyPackage durably stores the private half of a KeyPackage, in its own
-// synced batch. It implements mlsgroup.Storage.
-func (s *Store) PutKeyPackage(ref, private []byte, notAfter uint64) error {
+// synced batch; Batch.PutKeyPackage says what lastResort changes. It
+// implements mlsgroup.Storage.
+func (s *Store) PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error {
 	var b Batch
-	b.PutKeyPackage(ref, private, notAfter)
+	b.PutKeyPackage(ref, private, notAfter, lastResort)
 	return s.Commit(&b)
 }
 

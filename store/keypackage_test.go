@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// mlsStorage is mlsgroup.Storage (mlsgroup/storage.go) spelled out, so
-// that these tests read on their own; mls_restart_test.go holds the
-// compile-time check against the real interface.
+// mlsStorage is mlsgroup.Storage spelled out as this package implements
+// it, with the lastResort parameter that mlsgroup's interface takes; store
+// does not import mlsgroup, so this is its own statement of the contract.
 type mlsStorage interface {
-	PutKeyPackage(ref, private []byte, notAfter uint64) error
+	PutKeyPackage(ref, private []byte, notAfter uint64, lastResort bool) error
 	KeyPackage(ref []byte) (private []byte, status uint8, err error)
 }
 
@@ -53,7 +53,7 @@ func TestKeyPackageLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, nil)
 	ref := []byte("ref-1")
-	if err := s.PutKeyPackage(ref, []byte("init+leaf private"), 2000); err != nil {
+	if err := s.PutKeyPackage(ref, []byte("init+leaf private"), 2000, false); err != nil {
 		t.Fatal(err)
 	}
 	wantKP(t, s, ref, KeyPackageAvailable, []byte("init+leaf private"))
@@ -82,10 +82,10 @@ func TestKeyPackageLifecycle(t *testing.T) {
 func TestKeyPackageExpiry(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	var b Batch
-	b.PutKeyPackage([]byte("a"), []byte("pa"), 100)
-	b.PutKeyPackage([]byte("b"), []byte("pb"), 200)
-	b.PutKeyPackage([]byte("c"), []byte("pc"), 300)
-	b.PutKeyPackage([]byte("b"), []byte("pb"), 400) // re-put moves its expiry
+	b.PutKeyPackage([]byte("a"), []byte("pa"), 100, false)
+	b.PutKeyPackage([]byte("b"), []byte("pb"), 200, false)
+	b.PutKeyPackage([]byte("c"), []byte("pc"), 300, false)
+	b.PutKeyPackage([]byte("b"), []byte("pb"), 400, false) // re-put moves its expiry
 	commit(t, s, &b)
 
 	n, err := s.ExpireKeyPackages(time.Unix(250, 0))
@@ -113,8 +113,8 @@ func TestKeyPackageExpiry(t *testing.T) {
 func TestLastResortKeptUntilReplaced(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	var b Batch
-	b.PutLastResortKeyPackage([]byte("lr1"), []byte("p1"), 100)
-	b.PutKeyPackage([]byte("normal"), []byte("pn"), 100)
+	b.PutKeyPackage([]byte("lr1"), []byte("p1"), 100, true)
+	b.PutKeyPackage([]byte("normal"), []byte("pn"), 100, false)
 	commit(t, s, &b)
 
 	var join Batch
@@ -128,7 +128,7 @@ func TestLastResortKeptUntilReplaced(t *testing.T) {
 	wantKP(t, s, []byte("lr1"), KeyPackageAvailable, []byte("p1"))
 
 	var repl Batch
-	repl.PutLastResortKeyPackage([]byte("lr2"), []byte("p2"), 2000)
+	repl.PutKeyPackage([]byte("lr2"), []byte("p2"), 2000, true)
 	commit(t, s, &repl)
 	if n, _ := s.ExpireKeyPackages(time.Unix(1000, 0)); n != 1 {
 		t.Errorf("expired %d, want the replaced last resort", n)
@@ -148,7 +148,7 @@ func TestKeyPackageTombstonesAreForgotten(t *testing.T) {
 	o.TombstoneRetention = time.Hour
 	s := openTest(t, t.TempDir(), o)
 	var b Batch
-	b.PutKeyPackage([]byte("a"), []byte("p"), 2000)
+	b.PutKeyPackage([]byte("a"), []byte("p"), 2000, false)
 	commit(t, s, &b)
 	var c Batch
 	c.ConsumeKeyPackage([]byte("a"))
@@ -166,7 +166,7 @@ func TestExpiryRunsOnSchedule(t *testing.T) {
 	o.ExpiryInterval = 10 * time.Millisecond
 	o.Now = func() time.Time { return time.Unix(5000, 0) }
 	s := openTest(t, t.TempDir(), o)
-	if err := s.PutKeyPackage([]byte("old"), []byte("p"), 4000); err != nil {
+	if err := s.PutKeyPackage([]byte("old"), []byte("p"), 4000, false); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -208,7 +208,7 @@ func childPutKeyPackage(dir, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.PutKeyPackage([]byte(ref), []byte(ref+" private"), uint64(time.Now().Add(time.Hour).Unix())); err != nil {
+	if err := s.PutKeyPackage([]byte(ref), []byte(ref+" private"), uint64(time.Now().Add(time.Hour).Unix()), false); err != nil {
 		return err
 	}
 	fmt.Println("stored")

@@ -26,11 +26,23 @@ import (
 //	nsKPExpiry  0x03 | u64 notAfter | ref            u8 flags (plaintext)
 //	nsKPGone    0x04 | ref                           u8 status | u64 deletedAt (plaintext)
 //	nsGroup     0x10 | group ID                      group state
-//	nsSecret    0x11 | lp(group ID) | u64 epoch | id retained epoch secret or message key
+//	(0x11, retired in schema 3: epoch secrets, see nsRetiredSecret)
 //	nsLog       0x20 | lp(channel) | u64 seq         log entry
 //	nsLogHead   0x21 | channel                       u64 last assigned seq (plaintext)
-//	nsWelcome   0x30 | lp(recipient) | id            Welcome waiting for delivery
+//	nsLogID     0x22 | lp(channel) | message ID      u64 seq (plaintext)
+//	nsLogSeqID  0x23 | lp(channel) | u64 seq         message ID (plaintext)
+//	nsWelcome   0x30 | id                            Welcome waiting for delivery (p2p's outbox)
+//	nsInvite    0x31 | id                            Welcome received, waiting to be accepted
+//	nsCursor    0x32 | lp(channel) | peer            sync cursor
 //	nsDHT       0x40 | datastore key ("/a/b")        go-datastore value
+//
+// nsLogID and nsLogSeqID are the two directions of the message-ID index:
+// the first answers LogSeqOf with one read, the second lets TrimLog find
+// the IDs of the entries it deletes without reading the entries. Both hold
+// only IDs and numbers, like the keys, so they stay plaintext.
+//
+// Before schema 3, nsWelcome keys were lp(recipient) | id; migration 3
+// rewrites them to id alone.
 //
 // Values are sealed with the at-rest key when the store is encrypted, except
 // where the table says "plaintext": the meta records needed before a key
@@ -43,12 +55,22 @@ const (
 	nsKPExpiry byte = 0x03
 	nsKPGone   byte = 0x04
 	nsGroup    byte = 0x10
-	nsSecret   byte = 0x11
 	nsLog      byte = 0x20
 	nsLogHead  byte = 0x21
+	nsLogID    byte = 0x22
+	nsLogSeqID byte = 0x23
 	nsWelcome  byte = 0x30
+	nsInvite   byte = 0x31
+	nsCursor   byte = 0x32
 	nsDHT      byte = 0x40
 )
+
+// nsRetiredSecret held the epoch secrets and message keys of groups until
+// schema 3 (0x11 | lp(group ID) | u64 epoch | id). mlsgroup keeps past
+// epochs inside the group state instead, and migration 3 deletes whatever
+// an older database still has under this prefix. The byte stays reserved,
+// and it keeps its place in scrubNamespaces, whose positions are persisted.
+const nsRetiredSecret byte = 0x11
 
 // Meta records, under nsMeta. All plaintext.
 const (
@@ -76,18 +98,19 @@ const maxIDLen = 1<<16 - 1
 // encrypted.
 func sealed(ns byte) bool {
 	switch ns {
-	case nsMeta, nsKPExpiry, nsKPGone, nsLogHead:
+	case nsMeta, nsKPExpiry, nsKPGone, nsLogHead, nsLogID, nsLogSeqID:
 		return false
 	}
 	return true
 }
 
 // secretBearing reports whether a deleted or overwritten value in ns must be
-// compacted out of the files (forward secrecy). The log is included: trimming
-// history is a deletion the user means.
+// compacted out of the files (forward secrecy). The log and its message-ID
+// index are included: trimming history is a deletion the user means, and
+// the IDs are hashes of what was trimmed.
 func secretBearing(ns byte) bool {
 	switch ns {
-	case nsIdentity, nsKP, nsGroup, nsSecret, nsLog, nsWelcome:
+	case nsIdentity, nsKP, nsGroup, nsRetiredSecret, nsLog, nsLogID, nsLogSeqID, nsWelcome, nsInvite:
 		return true
 	}
 	return false
@@ -118,27 +141,6 @@ func parseKPExpiryKey(k []byte) (notAfter uint64, ref []byte, ok bool) {
 
 func groupKey(id []byte) []byte { return cat1(nsGroup, id) }
 
-// secretPrefix is the range of every retained secret of a group.
-func secretPrefix(group []byte) []byte { return lp(nsSecret, group) }
-
-// secretEpochPrefix is the range of every retained secret of one epoch.
-func secretEpochPrefix(group []byte, epoch uint64) []byte {
-	return binary.BigEndian.AppendUint64(secretPrefix(group), epoch)
-}
-
-func secretKey(group []byte, epoch uint64, id []byte) []byte {
-	return append(secretEpochPrefix(group, epoch), id...)
-}
-
-// parseSecretKey splits a key under secretPrefix(group).
-func parseSecretKey(group, k []byte) (epoch uint64, id []byte, ok bool) {
-	p := len(secretPrefix(group))
-	if len(k) < p+8 {
-		return 0, nil, false
-	}
-	return binary.BigEndian.Uint64(k[p : p+8]), k[p+8:], true
-}
-
 func logPrefix(channel []byte) []byte { return lp(nsLog, channel) }
 
 func logKey(channel []byte, seq uint64) []byte {
@@ -147,12 +149,22 @@ func logKey(channel []byte, seq uint64) []byte {
 
 func logHeadKey(channel []byte) []byte { return cat1(nsLogHead, channel) }
 
-func welcomePrefix(recipient []byte) []byte { return lp(nsWelcome, recipient) }
+// logIDPrefix is the range of channel's message-ID index.
+func logIDPrefix(channel []byte) []byte { return lp(nsLogID, channel) }
 
-func welcomeKey(recipient, id []byte) []byte { return append(welcomePrefix(recipient), id...) }
+func logIDKey(channel, id []byte) []byte { return append(logIDPrefix(channel), id...) }
 
-// parseWelcomeKey splits any nsWelcome key.
-func parseWelcomeKey(k []byte) (recipient, id []byte, ok bool) {
+func logSeqIDPrefix(channel []byte) []byte { return lp(nsLogSeqID, channel) }
+
+func logSeqIDKey(channel []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(logSeqIDPrefix(channel), seq)
+}
+
+func welcomeKey(id []byte) []byte { return cat1(nsWelcome, id) }
+
+// parseOldWelcomeKey splits a key of the Welcomes schema 2 filed under
+// their recipient.
+func parseOldWelcomeKey(k []byte) (recipient, id []byte, ok bool) {
 	if len(k) < 3 || k[0] != nsWelcome {
 		return nil, nil, false
 	}
@@ -162,6 +174,13 @@ func parseWelcomeKey(k []byte) (recipient, id []byte, ok bool) {
 	}
 	return k[3 : 3+n], k[3+n:], true
 }
+
+func inviteKey(id []byte) []byte { return cat1(nsInvite, id) }
+
+// cursorPrefix is the range of channel's sync cursors.
+func cursorPrefix(channel []byte) []byte { return lp(nsCursor, channel) }
+
+func cursorKey(channel, peer []byte) []byte { return append(cursorPrefix(channel), peer...) }
 
 func dhtKey(dsKey string) []byte { return append([]byte{nsDHT}, dsKey...) }
 

@@ -69,3 +69,30 @@ func (s *Store) logPage(channel []byte, r *util.Range, reverse bool, limit int) 
 	})
 	return page, err
 }
+
+// LogEntry returns the data of channel's entry seq, or ErrNotFound if it
+// was never appended or has been trimmed.
+func (s *Store) LogEntry(channel []byte, seq uint64) ([]byte, error) {
+	if err := checkID("channel ID", channel); err != nil {
+		return nil, err
+	}
+	return s.get("read log entry", logKey(channel, seq))
+}
+
+// LogSeqOf returns the sequence number of the first entry appended to
+// channel under id (see Batch.AppendLog), or ErrNotFound. It is one read of
+// the message-ID index, however long the log: deduplicating after a restart
+// does not scan the log.
+func (s *Store) LogSeqOf(channel, id []byte) (uint64, error) {
+	if err := errors.Join(checkID("channel ID", channel), checkID("log message ID", id)); err != nil {
+		return 0, err
+	}
+	v, err := s.get("read log message ID", logIDKey(channel, id))
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, &CorruptError{Dir: s.dir, Detail: fmt.Sprintf("log message ID %x of %x has %d bytes", id, channel, len(v))}
+	}
+	return binary.BigEndian.Uint64(v), nil
+}

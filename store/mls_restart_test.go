@@ -139,8 +139,8 @@ func childBob(dir, arg string) (err error) {
 		}
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
-		b.ConsumeKeyPackage(j.KeyPackageRef)
-		b.AppendLog(g.GroupID(), fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
+		b.ConsumeKeyPackage(j.ConsumedKeyPackage)
+		b.AppendLog(g.GroupID(), nil, fmt.Appendf(nil, "joined at epoch %d", g.Epoch()))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func childBob(dir, arg string) (err error) {
 		}
 		var b Batch
 		b.PutGroup(g.GroupID(), st)
-		b.AppendLog(g.GroupID(), []byte(entry))
+		b.AppendLog(g.GroupID(), nil, []byte(entry))
 		if err := s.Commit(&b); err != nil {
 			return err
 		}
@@ -253,10 +253,12 @@ func TestMLSJoinAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alice, _, err = sent.Group.MergeCommit(); err != nil {
+	merged, err := sent.Group.MergeCommit()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(welcomeFile, sent.Welcome, 0o600); err != nil {
+	alice = merged.Group
+	if err := os.WriteFile(welcomeFile, merged.Welcome, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -353,9 +355,11 @@ func converse(t *testing.T, c *child, alice *mlsgroup.Group, when string) *mlsgr
 	if sent, err = alice.Commit(mlsgroup.CommitOptions{Path: true}); err != nil {
 		t.Fatal(err)
 	}
-	if alice, _, err = sent.Group.MergeCommit(); err != nil {
+	merged, err := sent.Group.MergeCommit()
+	if err != nil {
 		t.Fatal(err)
 	}
+	alice = merged.Group
 	bobReceives(sent.Message, mlsgroup.KindCommit, "")
 	bobSends(fmt.Sprintf("hello Alice, %s, epoch %d", when, alice.Epoch()))
 	return alice

@@ -77,17 +77,17 @@ func TestConcurrentMixedOperations(t *testing.T) {
 			for i := range ops {
 				var err error
 				switch rng.IntN(8) {
-				case 0, 1: // a commit: state, log entry, epoch secrets
+				case 0, 1: // a commit: state, indexed log entry, cursor, trim
 					var b Batch
 					epoch++
 					b.PutGroup(g, fmt.Appendf(nil, "state %d", epoch))
-					b.AppendLog(g, fmt.Appendf(nil, "commit %d", epoch))
-					b.DeleteEpochSecrets(g, epoch)
-					b.PutEpochSecret(g, epoch, nil, fmt.Appendf(nil, "secret %d", epoch))
+					b.AppendLog(g, fmt.Appendf(nil, "commit %d", epoch), fmt.Appendf(nil, "commit %d", epoch))
+					b.PutSyncCursor(g, []byte("peer"), fmt.Appendf(nil, "cursor %d", epoch))
+					b.TrimLog(g, epoch)
 					err = s.Commit(&b)
 				case 2: // a message on the shared channel
 					var b Batch
-					b.AppendLog(shared, fmt.Appendf(nil, "w%d m%d", w, i))
+					b.AppendLog(shared, nil, fmt.Appendf(nil, "w%d m%d", w, i))
 					if err = s.Commit(&b); err == nil {
 						mu.Lock()
 						seqs = append(seqs, b.Seqs()...)
@@ -95,7 +95,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 					}
 				case 3: // KeyPackages: put, read, consume, sweep
 					ref := fmt.Appendf(nil, "kp-%d-%d", w, i)
-					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix())); err != nil {
+					if err = s.PutKeyPackage(ref, []byte("private"), uint64(time.Now().Add(time.Hour).Unix()), false); err != nil {
 						break
 					}
 					if _, st, kerr := s.KeyPackage(ref); kerr != nil || st != KeyPackageAvailable {
@@ -115,7 +115,12 @@ func TestConcurrentMixedOperations(t *testing.T) {
 						_, err = s.LogBefore(shared, math.MaxUint64, 10)
 					}
 					if err == nil {
-						_, err = s.EpochSecrets(g)
+						_, err = s.SyncCursors(g)
+					}
+					if err == nil {
+						if _, err = s.LogSeqOf(g, fmt.Appendf(nil, "commit %d", epoch)); epoch == 0 && errors.Is(err, ErrNotFound) {
+							err = nil
+						}
 					}
 					if err == nil {
 						_, err = s.GroupIDs()
@@ -129,12 +134,21 @@ func TestConcurrentMixedOperations(t *testing.T) {
 							_, err = res.Rest()
 						}
 					}
-				case 6: // welcomes
+				case 6: // welcomes and invitations
+					if err = s.PutWelcome(fmt.Appendf(nil, "w%d-%d", w, i), []byte("welcome")); err != nil {
+						break
+					}
+					if err = s.DeleteWelcome(fmt.Appendf(nil, "w%d-%d", w, i-1)); err != nil {
+						break
+					}
 					var b Batch
-					b.PutWelcome(g, fmt.Appendf(nil, "w%d", i), []byte("welcome"))
-					b.DeleteWelcome(g, fmt.Appendf(nil, "w%d", i-1))
+					b.PutInvitation(fmt.Appendf(nil, "i%d-%d", w, i), []byte("invitation"))
+					b.DeleteInvitation(fmt.Appendf(nil, "i%d-%d", w, i-1))
 					if err = s.Commit(&b); err == nil {
-						_, err = s.PendingWelcomes()
+						_, err = s.Welcomes()
+					}
+					if err == nil {
+						_, err = s.Invitations()
 					}
 				case 7:
 					err = s.Scrub()
@@ -147,8 +161,18 @@ func TestConcurrentMixedOperations(t *testing.T) {
 			if st, err := s.Group(g); epoch > 0 && (err != nil || string(st) != fmt.Sprintf("state %d", epoch)) {
 				fail(fmt.Errorf("final state %q, %v; want epoch %d", st, err, epoch))
 			}
-			if sec, err := s.EpochSecrets(g); epoch > 0 && (err != nil || len(sec) != 1 || sec[0].Epoch != epoch) {
-				fail(fmt.Errorf("secrets %v, %v; want only epoch %d", sec, err, epoch))
+			if epoch == 0 {
+				return
+			}
+			if c, err := s.SyncCursor(g, []byte("peer")); err != nil || string(c) != fmt.Sprintf("cursor %d", epoch) {
+				fail(fmt.Errorf("final cursor %q, %v; want epoch %d", c, err, epoch))
+			}
+			// Only commits append to g, and each trims the ones before it.
+			if seq, err := s.LogSeqOf(g, fmt.Appendf(nil, "commit %d", epoch)); err != nil || seq != epoch {
+				fail(fmt.Errorf("LogSeqOf(last commit) = %d, %v; want %d", seq, err, epoch))
+			}
+			if _, err := s.LogSeqOf(g, fmt.Appendf(nil, "commit %d", epoch-1)); epoch > 1 && !errors.Is(err, ErrNotFound) {
+				fail(fmt.Errorf("LogSeqOf(trimmed commit): %v, want ErrNotFound", err))
 			}
 		})
 	}
@@ -200,8 +224,8 @@ func TestCloseDuringOperations(t *testing.T) {
 			for i := 0; ; i++ {
 				var b Batch
 				b.PutGroup(fmt.Appendf(nil, "g%d", w), []byte("s"))
-				b.AppendLog([]byte("ch"), []byte("m"))
-				b.DeleteEpochSecrets(fmt.Appendf(nil, "g%d", w), uint64(i))
+				b.AppendLog([]byte("ch"), nil, []byte("m"))
+				b.PutSyncCursor([]byte("ch"), fmt.Appendf(nil, "g%d", w), fmt.Appendf(nil, "%d", i))
 				err := s.Commit(&b)
 				if err == nil {
 					_, err = s.LogBefore([]byte("ch"), math.MaxUint64, 5)

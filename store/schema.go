@@ -1,17 +1,19 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // schemaVersion is the layout keys.go describes. Every change to a key or
 // value layout adds a migration below and bumps it.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // A migration brings a database from version-1 to version. It adds its
 // changes to b, which is written in one synced batch together with the new
@@ -27,6 +29,7 @@ type migration struct {
 // which had no group counter.
 var migrations = []migration{
 	{2, "record the number of group states in meta/groups", migrateGroupCounter},
+	{3, "drop retained epoch secrets, file pending Welcomes by ID only", migrateRetireSecrets},
 }
 
 func migrateGroupCounter(s *Store, b *leveldb.Batch) error {
@@ -36,6 +39,64 @@ func migrateGroupCounter(s *Store, b *leveldb.Batch) error {
 	}
 	b.Put(metaKey(metaGroups), binary.BigEndian.AppendUint64(nil, n))
 	return nil
+}
+
+// migrateRetireSecrets deletes the retired epoch-secret namespace and
+// rewrites the pending Welcomes, which schema 2 filed under lp(recipient) |
+// id, to id alone, resealing each under its new key. p2p's outbox, the one
+// writer of Welcomes, gives each an ID unique across recipients; should two
+// recipients share one anyway, the last in key order wins, as a second put
+// under one ID would. Both namespaces then need a scrub, recorded in the
+// same batch.
+func migrateRetireSecrets(s *Store, b *leveldb.Batch) error {
+	retired := util.BytesPrefix([]byte{nsRetiredSecret})
+	if err := s.rawKeys(retired, func(k []byte) { b.Delete(k) }); err != nil {
+		return err
+	}
+	var olds [][]byte
+	if err := s.rawKeys(util.BytesPrefix([]byte{nsWelcome}), func(k []byte) { olds = append(olds, k) }); err != nil {
+		return err
+	}
+	for _, k := range olds {
+		_, id, ok := parseOldWelcomeKey(k)
+		if !ok || len(id) == 0 {
+			return &CorruptError{Dir: s.dir, Detail: fmt.Sprintf("schema 2 welcome key %x", k)}
+		}
+		raw, err := s.db.Get(k, nil)
+		if err != nil {
+			return translate(s.dir, "read welcome", err)
+		}
+		plain, err := s.openValue(k, raw)
+		if err != nil {
+			return err
+		}
+		v, err := s.sealValue(welcomeKey(id), plain)
+		if err != nil {
+			return err
+		}
+		b.Delete(k)
+		b.Put(welcomeKey(id), v)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	m, err := s.readU64(metaKey(metaScrub))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	m |= scrubBit(nsRetiredSecret) | scrubBit(nsWelcome)
+	b.Put(metaKey(metaScrub), binary.BigEndian.AppendUint64(nil, m))
+	return nil
+}
+
+// rawKeys calls fn with a copy of every key in r.
+func (s *Store) rawKeys(r *util.Range, fn func(k []byte)) error {
+	it := s.db.NewIterator(r, nil)
+	for it.Next() {
+		fn(bytes.Clone(it.Key()))
+	}
+	it.Release()
+	return translate(s.dir, "read range", it.Error())
 }
 
 var syncWrite = &opt.WriteOptions{Sync: true}

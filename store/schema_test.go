@@ -21,6 +21,14 @@ var updateFixtures = flag.Bool("update-fixtures", false, "rewrite testdata/schem
 
 const fixtureV1 = "testdata/schema-v1"
 
+// oldSecretKey and oldWelcomeKey are the layouts of schemas 1 and 2 for
+// the retired epoch secrets and for Welcomes filed by recipient.
+func oldSecretKey(group []byte, epoch uint64, id []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(lp(nsRetiredSecret, group), epoch), id...)
+}
+
+func oldWelcomeKey(recipient, id []byte) []byte { return append(lp(nsWelcome, recipient), id...) }
+
 // writeSchemaV1 writes schema 1's records as that version laid them out.
 func writeSchemaV1(dir string) error {
 	db, err := leveldb.OpenFile(dir, levelOptions())
@@ -33,7 +41,7 @@ func writeSchemaV1(dir string) error {
 	for i := range 3 {
 		g := fmt.Appendf(nil, "v1-group-%d", i)
 		b.Put(groupKey(g), fmt.Appendf(nil, "v1 state of group %d", i))
-		b.Put(secretKey(g, 4, []byte("epoch")), fmt.Appendf(nil, "v1 epoch secret %d", i))
+		b.Put(oldSecretKey(g, 4, []byte("epoch")), fmt.Appendf(nil, "v1 epoch secret %d", i))
 	}
 	b.Put(kpKey([]byte("v1-ref")), encodeKP(1<<40, 0, []byte("v1 kp private")))
 	b.Put(kpExpiryKey(1<<40, []byte("v1-ref")), []byte{0})
@@ -41,7 +49,7 @@ func writeSchemaV1(dir string) error {
 		b.Put(logKey([]byte("v1-group-0"), seq), fmt.Appendf(nil, "v1 message %d", seq))
 	}
 	b.Put(logHeadKey([]byte("v1-group-0")), u64(3))
-	b.Put(welcomeKey([]byte("v1-peer"), []byte("w")), []byte("v1 welcome"))
+	b.Put(oldWelcomeKey([]byte("v1-peer"), []byte("w")), []byte("v1 welcome"))
 	if err := db.Write(b, syncWrite); err != nil {
 		return err
 	}
@@ -102,29 +110,95 @@ func TestMigrateFromSchemaV1(t *testing.T) {
 		if st, err := s.Group(g); err != nil || string(st) != fmt.Sprintf("v1 state of group %d", i) {
 			t.Errorf("group %d = %q, %v", i, st, err)
 		}
-		if sec, err := s.EpochSecret(g, 4, []byte("epoch")); err != nil || string(sec) != fmt.Sprintf("v1 epoch secret %d", i) {
-			t.Errorf("secret %d = %q, %v", i, sec, err)
-		}
 	}
 	wantKP(t, s, []byte("v1-ref"), KeyPackageAvailable, []byte("v1 kp private"))
 	if p, err := s.LogAfter([]byte("v1-group-0"), 1, 10); err != nil || len(p) != 2 || string(p[1].Data) != "v1 message 3" {
 		t.Errorf("log = %v, %v", p, err)
 	}
-	if w, err := s.Welcomes([]byte("v1-peer")); err != nil || len(w) != 1 {
-		t.Errorf("welcomes = %v, %v", w, err)
+	// Schema 3 dropped the epoch secrets and filed the Welcome by its ID.
+	if n, err := s.countKeys([]byte{nsRetiredSecret}); err != nil || n != 0 {
+		t.Errorf("%d retired epoch secrets left (%v)", n, err)
+	}
+	if w, err := s.Welcomes(); err != nil || len(w) != 1 || string(w[0]) != "v1 welcome" {
+		t.Errorf("welcomes = %q, %v", w, err)
+	}
+	if v, err := s.get("read", welcomeKey([]byte("w"))); err != nil || string(v) != "v1 welcome" {
+		t.Errorf("welcome under its ID = %q, %v", v, err)
+	}
+	if err := s.DeleteWelcome([]byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.Welcomes(); err != nil || len(w) != 0 {
+		t.Errorf("welcomes after DeleteWelcome = %q, %v", w, err)
 	}
 	// The migrated store behaves as a new one: a new group is counted.
 	var b Batch
 	b.PutGroup([]byte("new"), []byte("state"))
-	b.AppendLog([]byte("v1-group-0"), []byte("after migration"))
+	b.AppendLog([]byte("v1-group-0"), []byte("id"), []byte("after migration"))
 	commit(t, s, &b)
 	if seq := b.Seqs(); seq[0] != 4 {
 		t.Errorf("log continued at %d, want 4", seq[0])
 	}
 	s.Close()
+	// The migration's deletions were scrubbed: the fixture's table held
+	// the secrets, and no file does now.
+	if hits := filesContaining(t, dir, []byte("v1 epoch secret")); len(hits) > 0 {
+		t.Errorf("retired epoch secrets still in %v", hits)
+	}
 	s = openTest(t, dir, nil)
 	if s.groups != 4 {
 		t.Errorf("counter after reopen = %d, want 4", s.groups)
+	}
+	if seq, err := s.LogSeqOf([]byte("v1-group-0"), []byte("id")); err != nil || seq != 4 {
+		t.Errorf("LogSeqOf after reopen = %d, %v", seq, err)
+	}
+}
+
+// TestMigrateEncryptedWelcomesFromSchemaV2: an encrypted schema-2 store's
+// Welcomes, sealed under their old keys, are resealed under their new
+// ones, and its epoch secrets go.
+func TestMigrateEncryptedWelcomesFromSchemaV2(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, encOptions("pw"))
+	for _, w := range []struct{ to, id, v string }{{"p2p-outbox", "w1", "SEALED-welcome-1"}, {"p2p-outbox", "w2", "SEALED-welcome-2"}} {
+		k := oldWelcomeKey([]byte(w.to), []byte(w.id))
+		v, err := s.sealValue(k, []byte(w.v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Put(k, v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := oldSecretKey([]byte("g"), 3, []byte("epoch"))
+	v, err := s.sealValue(k, []byte("SEALED-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Put(k, v, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Put(metaKey(metaSchema), binary.BigEndian.AppendUint32(nil, 2), syncWrite); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = openTest(t, dir, encOptions("pw"))
+	if v, err := s.db.Get(metaKey(metaSchema), nil); err != nil || binary.BigEndian.Uint32(v) != schemaVersion {
+		t.Fatalf("schema = %x, %v", v, err)
+	}
+	ws, err := s.Welcomes()
+	if err != nil || len(ws) != 2 || string(ws[0]) != "SEALED-welcome-1" || string(ws[1]) != "SEALED-welcome-2" {
+		t.Fatalf("Welcomes = %q, %v", ws, err)
+	}
+	if n, err := s.countKeys([]byte{nsRetiredSecret}); err != nil || n != 0 {
+		t.Errorf("%d retired epoch secrets left (%v)", n, err)
+	}
+	if err := s.DeleteWelcome([]byte("w1")); err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := s.Welcomes(); len(ws) != 1 || string(ws[0]) != "SEALED-welcome-2" {
+		t.Errorf("after DeleteWelcome(w1): %q", ws)
 	}
 }
 

@@ -27,8 +27,10 @@ import (
 // the store holds none beyond a single read, and Datastore queries page
 // with short-lived iterators for this reason.
 
-// scrubNamespaces are the namespaces a scrubSet (a bitmask) can name.
-var scrubNamespaces = [...]byte{nsIdentity, nsKP, nsGroup, nsSecret, nsLog, nsWelcome}
+// scrubNamespaces are the namespaces a scrubSet (a bitmask) can name. A
+// scrubSet is persisted in metaScrub by position: append, never reorder,
+// and keep retired namespaces in their place.
+var scrubNamespaces = [...]byte{nsIdentity, nsKP, nsGroup, nsRetiredSecret, nsLog, nsWelcome, nsLogID, nsLogSeqID, nsInvite}
 
 func scrubBit(ns byte) uint64 {
 	for i, n := range scrubNamespaces {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"syscall"
 	"testing"
 	"time"
@@ -11,8 +12,9 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// fsHistory runs a group's life that consumes an init key, uses a message
-// key and supersedes an epoch, and returns the bytes each deleted secret
+// fsHistory runs a group's life that consumes an init key, accepts an
+// invitation, delivers a Welcome, supersedes states and trims its log, and
+// returns the bytes each deleted secret
 // had on disk (its stored value: plaintext, or the sealed value when
 // encrypted) and those of the secrets still alive.
 //
@@ -35,40 +37,41 @@ func fsHistory(t testing.TB, s *Store, marker func(string) []byte) (deleted, ali
 	}
 
 	var kp Batch
-	kp.PutKeyPackage(ref, marker("init key"), 1<<40)
+	kp.PutKeyPackage(ref, marker("init key"), 1<<40, false)
 	must(&kp)
 	raw(deleted, "consumed init key", kpKey(ref))
 	if err := s.db.CompactRange(util.Range{}); err != nil {
 		t.Fatal(err)
 	}
 
+	var invite Batch // a Welcome received, waiting to be accepted
+	invite.PutInvitation([]byte("inv"), marker("received Welcome"))
+	must(&invite)
+	raw(deleted, "accepted invitation", inviteKey([]byte("inv")))
+
 	var join Batch // RFC 9420 §12.4.3.1: joining consumes the KeyPackage
 	join.ConsumeKeyPackage(ref)
+	join.DeleteInvitation([]byte("inv"))
 	join.PutGroup(g, marker("state epoch 1"))
-	join.PutEpochSecret(g, 1, []byte("epoch"), marker("epoch 1 secret"))
-	join.PutEpochSecret(g, 1, []byte("m0"), marker("message key 0"))
 	must(&join)
 	raw(deleted, "superseded group state 1", groupKey(g))
-	raw(deleted, "superseded epoch secret", secretKey(g, 1, []byte("epoch")))
-	raw(deleted, "used message key", secretKey(g, 1, []byte("m0")))
 
-	var msg Batch // §9: a message key is deleted once used
+	var msg Batch // the state moves on with every message (§9)
 	msg.PutGroup(g, marker("state epoch 1 after m0"))
-	msg.DeleteEpochSecret(g, 1, []byte("m0"))
-	msg.PutEpochSecret(g, 1, []byte("m1"), marker("message key 1"))
-	msg.AppendLog(g, []byte("message 0"))
+	msg.AppendLog(g, []byte("m0"), marker("message 0"))
+	msg.PutWelcome([]byte("w"), marker("Welcome to deliver"))
 	must(&msg)
 	raw(deleted, "superseded group state 1'", groupKey(g))
-	raw(deleted, "unused message key of an old epoch", secretKey(g, 1, []byte("m1")))
+	raw(deleted, "trimmed message", logKey(g, 1))
+	raw(deleted, "delivered Welcome", welcomeKey([]byte("w")))
 
-	var commit Batch // §8: a commit supersedes the epoch's secrets
+	var commit Batch // §8: a commit supersedes the epoch's state
 	commit.PutGroup(g, marker("state epoch 2"))
-	commit.DeleteEpochSecrets(g, 2)
-	commit.PutEpochSecret(g, 2, []byte("epoch"), marker("epoch 2 secret"))
-	commit.AppendLog(g, []byte("commit to epoch 2"))
+	commit.DeleteWelcome([]byte("w"))
+	commit.TrimLog(g, math.MaxUint64)
+	commit.AppendLog(g, nil, []byte("commit to epoch 2"))
 	must(&commit)
 	raw(alive, "group state 2", groupKey(g))
-	raw(alive, "epoch 2 secret", secretKey(g, 2, []byte("epoch")))
 	return deleted, alive
 }
 
@@ -99,8 +102,9 @@ func checkScan(t *testing.T, dir string, deleted, alive map[string][]byte, wantD
 }
 
 // TestDeletedSecretsLeaveTheFiles is issue 4's acceptance 3: after a
-// consumed init key, a superseded epoch secret and a used message key are
-// deleted and the scrub (compaction) has run, a byte scan of every file of
+// consumed init key, superseded group states (which hold the epochs'
+// secrets), an accepted invitation, a delivered Welcome and a trimmed
+// message are deleted and the scrub (compaction) has run, a byte scan of every file of
 // the data directory (tables, journal, MANIFEST, LOG) finds none of them.
 // With encryption the scan looks for their sealed bytes.
 func TestDeletedSecretsLeaveTheFiles(t *testing.T) {
@@ -158,7 +162,7 @@ func TestScrubFinishesAfterCrash(t *testing.T) {
 	// the plaintext bytes (the store is plaintext, so they are the values).
 	m := newMarker(seed)
 	deleted := map[string][]byte{}
-	for _, name := range []string{"init key", "state epoch 1", "epoch 1 secret", "message key 0", "state epoch 1 after m0", "message key 1"} {
+	for _, name := range []string{"init key", "received Welcome", "state epoch 1", "state epoch 1 after m0", "message 0", "Welcome to deliver"} {
 		deleted[name] = m(name)
 	}
 	alive := map[string][]byte{"state epoch 2": m("state epoch 2")}

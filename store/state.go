@@ -1,7 +1,7 @@
 package store
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
@@ -33,69 +33,85 @@ func (s *Store) GroupIDs() ([][]byte, error) {
 	return ids, err
 }
 
-// EpochSecret is one secret retained for a group's epoch. It does not print
-// its secret.
-type EpochSecret struct {
-	Epoch  uint64
-	ID     []byte
-	Secret []byte
+// PutWelcome durably stores a Welcome waiting for delivery under id, in
+// its own synced batch, replacing any value there. With DeleteWelcome and
+// Welcomes it makes *Store p2p's WelcomeStore.
+func (s *Store) PutWelcome(id, value []byte) error {
+	var b Batch
+	b.PutWelcome(id, value)
+	return s.Commit(&b)
 }
 
-func (e EpochSecret) String() string   { return fmt.Sprintf("epoch %d secret %x", e.Epoch, e.ID) }
-func (e EpochSecret) GoString() string { return "store.EpochSecret{" + e.String() + "}" }
-
-// EpochSecret returns one retained secret, or ErrNotFound.
-func (s *Store) EpochSecret(group []byte, epoch uint64, id []byte) ([]byte, error) {
-	if err := checkID("group ID", group); err != nil {
-		return nil, err
-	}
-	return s.get("read epoch secret", secretKey(group, epoch, id))
+// DeleteWelcome durably deletes the Welcome stored under id; an absent id
+// is not an error.
+func (s *Store) DeleteWelcome(id []byte) error {
+	var b Batch
+	b.DeleteWelcome(id)
+	return s.Commit(&b)
 }
 
-// EpochSecrets returns every secret retained for a group, oldest epoch
-// first.
-func (s *Store) EpochSecrets(group []byte) ([]EpochSecret, error) {
-	if err := checkID("group ID", group); err != nil {
-		return nil, err
-	}
-	var out []EpochSecret
-	err := s.scan("list epoch secrets", util.BytesPrefix(secretPrefix(group)), false, func(k, v []byte) bool {
-		if epoch, id, ok := parseSecretKey(group, k); ok {
-			out = append(out, EpochSecret{Epoch: epoch, ID: id, Secret: v})
-		}
+// Welcomes returns every Welcome waiting for delivery, in ID order.
+func (s *Store) Welcomes() ([][]byte, error) {
+	var out [][]byte
+	err := s.scan("list welcomes", util.BytesPrefix([]byte{nsWelcome}), false, func(_, v []byte) bool {
+		out = append(out, v)
 		return true
 	})
 	return out, err
 }
 
-// Welcome is a Welcome message waiting for delivery.
-type Welcome struct {
-	Recipient []byte
-	ID        []byte
-	Data      []byte
+// Invitation is a Welcome this node received, waiting for the user to
+// accept it. Data is opaque.
+type Invitation struct {
+	ID   []byte
+	Data []byte
 }
 
-// Welcomes returns the Welcomes waiting for recipient.
-func (s *Store) Welcomes(recipient []byte) ([]Welcome, error) {
-	if err := checkID("welcome recipient", recipient); err != nil {
+// Invitation returns the invitation stored under id, or ErrNotFound.
+func (s *Store) Invitation(id []byte) ([]byte, error) {
+	if err := checkID("invitation ID", id); err != nil {
 		return nil, err
 	}
-	return s.welcomes(util.BytesPrefix(welcomePrefix(recipient)))
+	return s.get("read invitation", inviteKey(id))
 }
 
-// PendingWelcomes returns every Welcome waiting for delivery, grouped by
-// recipient.
-func (s *Store) PendingWelcomes() ([]Welcome, error) {
-	return s.welcomes(util.BytesPrefix([]byte{nsWelcome}))
-}
-
-func (s *Store) welcomes(r *util.Range) ([]Welcome, error) {
-	var out []Welcome
-	err := s.scan("list welcomes", r, false, func(k, v []byte) bool {
-		if to, id, ok := parseWelcomeKey(k); ok {
-			out = append(out, Welcome{Recipient: to, ID: id, Data: v})
-		}
+// Invitations returns every invitation, in ID order.
+func (s *Store) Invitations() ([]Invitation, error) {
+	var out []Invitation
+	err := s.scan("list invitations", util.BytesPrefix([]byte{nsInvite}), false, func(k, v []byte) bool {
+		out = append(out, Invitation{ID: k[1:], Data: v})
 		return true
 	})
 	return out, err
+}
+
+// SyncCursor returns the cursor recorded for channel and peer, or nil and
+// no error when there is none.
+func (s *Store) SyncCursor(channel, peer []byte) ([]byte, error) {
+	if err := errors.Join(checkID("channel ID", channel), checkID("peer ID", peer)); err != nil {
+		return nil, err
+	}
+	v, err := s.get("read sync cursor", cursorKey(channel, peer))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// SyncCursors returns every cursor recorded for channel, keyed by
+// string(peer).
+func (s *Store) SyncCursors(channel []byte) (map[string][]byte, error) {
+	if err := checkID("channel ID", channel); err != nil {
+		return nil, err
+	}
+	p := cursorPrefix(channel)
+	out := make(map[string][]byte)
+	err := s.scan("list sync cursors", util.BytesPrefix(p), false, func(k, v []byte) bool {
+		out[string(k[len(p):])] = v
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -360,14 +360,15 @@ func (s *Store) listTables() (map[int64]int64, error) {
 	return tables, nil
 }
 
-// verify reads every entry outside the message log and the DHT namespace,
+// verify reads every entry outside the message log (with its head and its
+// message-ID index) and the DHT namespace,
 // which makes LevelDB check every block checksum on the way, and opens every
 // sealed value. Those namespaces are small and are what a node cannot lose
 // without noticing; damage in the log surfaces as ErrCorrupt when read.
 func (s *Store) verify() error {
 	for _, r := range []util.Range{
 		{Start: []byte{nsMeta}, Limit: []byte{nsLog}},
-		{Start: []byte{nsWelcome}, Limit: []byte{nsWelcome + 1}},
+		{Start: []byte{nsWelcome}, Limit: []byte{nsDHT}},
 	} {
 		it := s.db.NewIterator(&r, nil)
 		for it.Next() {
@@ -570,14 +571,22 @@ func nsName(ns byte) string {
 		return "keypackage tombstone"
 	case nsGroup:
 		return "group"
-	case nsSecret:
-		return "epoch secret"
+	case nsRetiredSecret:
+		return "retired epoch secret"
 	case nsLog:
 		return "log"
 	case nsLogHead:
 		return "log head"
+	case nsLogID:
+		return "log message ID"
+	case nsLogSeqID:
+		return "log message ID by seq"
 	case nsWelcome:
 		return "welcome"
+	case nsInvite:
+		return "invitation"
+	case nsCursor:
+		return "sync cursor"
 	case nsDHT:
 		return "datastore"
 	}

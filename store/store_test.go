@@ -61,8 +61,9 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 	g := []byte("group")
 	var b Batch
 	b.PutGroup(g, []byte("state 1"))
-	b.AppendLog(g, []byte("commit 1"))
-	b.PutEpochSecret(g, 1, nil, []byte("secret 1"))
+	b.AppendLog(g, []byte("m1"), []byte("message 1"))
+	b.PutSyncCursor(g, []byte("peer"), []byte("cursor 1"))
+	b.PutInvitation([]byte("inv"), []byte("welcome"))
 	b.ConsumeKeyPackage([]byte("never stored"))
 	if err := s.Commit(&b); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Commit: %v, want ErrNotFound", err)
@@ -73,8 +74,14 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 	if h, _ := s.LogHead(g); h != 0 {
 		t.Errorf("log head after failed commit: %d", h)
 	}
-	if sec, _ := s.EpochSecrets(g); len(sec) != 0 {
-		t.Errorf("secrets after failed commit: %v", sec)
+	if _, err := s.LogSeqOf(g, []byte("m1")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("message ID after failed commit: %v", err)
+	}
+	if c, err := s.SyncCursor(g, []byte("peer")); c != nil || err != nil {
+		t.Errorf("sync cursor after failed commit: %q, %v", c, err)
+	}
+	if inv, _ := s.Invitations(); len(inv) != 0 {
+		t.Errorf("invitations after failed commit: %v", inv)
 	}
 	if ids, _ := s.GroupIDs(); len(ids) != 0 {
 		t.Errorf("groups after failed commit: %q", ids)
@@ -83,7 +90,7 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 	// The same log numbering continues as if the failed batch never was.
 	var ok Batch
 	ok.PutGroup(g, []byte("state 1"))
-	ok.AppendLog(g, []byte("commit 1"))
+	ok.AppendLog(g, nil, []byte("commit 1"))
 	commit(t, s, &ok)
 	if got := ok.Seqs(); !slices.Equal(got, []uint64{1}) {
 		t.Errorf("Seqs = %v, want [1]", got)
@@ -97,11 +104,23 @@ func TestBatchInvalidArguments(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	for name, fill := range map[string]func(*Batch){
 		"empty group":        func(b *Batch) { b.PutGroup(nil, []byte("s")) },
-		"empty channel":      func(b *Batch) { b.AppendLog(nil, []byte("e")) },
-		"empty ref":          func(b *Batch) { b.PutKeyPackage(nil, []byte("k"), 1) },
-		"empty welcome id":   func(b *Batch) { b.PutWelcome([]byte("peer"), nil, []byte("w")) },
+		"empty channel":      func(b *Batch) { b.AppendLog(nil, []byte("id"), []byte("e")) },
+		"oversized msg id":   func(b *Batch) { b.AppendLog([]byte("c"), make([]byte, maxIDLen+1), []byte("e")) },
+		"empty trim channel": func(b *Batch) { b.TrimLog(nil, 3) },
+		"empty ref":          func(b *Batch) { b.PutKeyPackage(nil, []byte("k"), 1, false) },
+		"empty last resort":  func(b *Batch) { b.PutKeyPackage(nil, []byte("k"), 1, true) },
+		"empty welcome id":   func(b *Batch) { b.PutWelcome(nil, []byte("w")) },
+		"oversized welcome":  func(b *Batch) { b.PutWelcome(make([]byte, maxIDLen+1), []byte("w")) },
+		"empty welcome del":  func(b *Batch) { b.DeleteWelcome(nil) },
+		"empty invitation":   func(b *Batch) { b.PutInvitation(nil, []byte("w")) },
+		"oversized invite":   func(b *Batch) { b.PutInvitation(make([]byte, maxIDLen+1), []byte("w")) },
+		"empty invite del":   func(b *Batch) { b.DeleteInvitation(nil) },
+		"empty cursor chan":  func(b *Batch) { b.PutSyncCursor(nil, []byte("p"), []byte("c")) },
+		"empty cursor peer":  func(b *Batch) { b.PutSyncCursor([]byte("c"), nil, []byte("c")) },
+		"oversized peer":     func(b *Batch) { b.PutSyncCursor([]byte("c"), make([]byte, maxIDLen+1), []byte("c")) },
+		"empty cursor":       func(b *Batch) { b.PutSyncCursor([]byte("c"), []byte("p"), nil) },
+		"empty cursors del":  func(b *Batch) { b.DeleteSyncCursors(nil) },
 		"oversized group":    func(b *Batch) { b.PutGroup(make([]byte, maxIDLen+1), []byte("s")) },
-		"empty secret grp":   func(b *Batch) { b.DeleteEpochSecrets(nil, 3) },
 		"empty sig key name": func(b *Batch) { b.PutSignatureKey(nil, []byte("k")) },
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -124,27 +143,35 @@ func TestBatchSeesItsOwnWrites(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	g := []byte("g")
 	var b Batch
-	for e := uint64(1); e <= 4; e++ {
-		b.PutEpochSecret(g, e, []byte("epoch"), fmt.Appendf(nil, "secret %d", e))
-		b.PutEpochSecret(g, e, []byte("m0"), fmt.Appendf(nil, "msgkey %d", e))
+	for i := 1; i <= 4; i++ {
+		b.AppendLog(g, fmt.Appendf(nil, "m%d", i), fmt.Appendf(nil, "entry %d", i))
+		b.PutSyncCursor(g, fmt.Appendf(nil, "peer%d", i), fmt.Appendf(nil, "cursor %d", i))
 	}
-	b.DeleteEpochSecrets(g, 3)
-	b.DeleteEpochSecret(g, 4, []byte("m0"))
+	b.TrimLog(g, 3)
+	b.DeleteSyncCursors(g)
+	b.PutSyncCursor(g, []byte("peer4"), []byte("cursor 4'"))
+	b.PutInvitation([]byte("i"), []byte("first"))
+	b.DeleteInvitation([]byte("i"))
+	b.PutWelcome([]byte("w"), []byte("first"))
+	b.PutWelcome([]byte("w"), []byte("second"))
 	b.PutGroup(g, []byte("v1"))
 	b.PutGroup(g, []byte("v2")) // the same group twice counts once
 	commit(t, s, &b)
 
-	got, err := s.EpochSecrets(g)
-	if err != nil {
-		t.Fatal(err)
+	for i, want := range []uint64{0, 0, 3, 4} {
+		seq, err := s.LogSeqOf(g, fmt.Appendf(nil, "m%d", i+1))
+		if want == 0 && !errors.Is(err, ErrNotFound) || want != 0 && (err != nil || seq != want) {
+			t.Errorf("LogSeqOf(m%d) = %d, %v; want %d", i+1, seq, err, want)
+		}
 	}
-	var desc []string
-	for _, e := range got {
-		desc = append(desc, fmt.Sprintf("%d/%s=%s", e.Epoch, e.ID, e.Secret))
+	if cs, err := s.SyncCursors(g); err != nil || len(cs) != 1 || string(cs["peer4"]) != "cursor 4'" {
+		t.Errorf("SyncCursors = %q, %v", cs, err)
 	}
-	want := []string{"3/epoch=secret 3", "3/m0=msgkey 3", "4/epoch=secret 4"}
-	if !slices.Equal(desc, want) {
-		t.Errorf("secrets = %q, want %q", desc, want)
+	if _, err := s.Invitation([]byte("i")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("invitation put and deleted in one batch: %v", err)
+	}
+	if ws, err := s.Welcomes(); err != nil || len(ws) != 1 || string(ws[0]) != "second" {
+		t.Errorf("Welcomes = %q, %v", ws, err)
 	}
 	if v, _ := s.Group(g); string(v) != "v2" {
 		t.Errorf("group = %q, want v2", v)
@@ -161,7 +188,7 @@ func TestGroupsAndCounterAcrossReopen(t *testing.T) {
 	for i := range 5 {
 		id := fmt.Appendf(nil, "group-%d", i)
 		b.PutGroup(id, []byte("state"))
-		b.PutEpochSecret(id, 7, nil, []byte("s"))
+		b.AppendLog(id, nil, []byte("created"))
 	}
 	commit(t, s, &b)
 	var d Batch
@@ -184,18 +211,15 @@ func TestGroupsAndCounterAcrossReopen(t *testing.T) {
 	if s.groups != 3 {
 		t.Errorf("counter = %d, want 3", s.groups)
 	}
-	if sec, _ := s.EpochSecrets([]byte("group-1")); len(sec) != 0 {
-		t.Errorf("DeleteGroup left secrets: %v", sec)
+	if p, _ := s.LogAfter([]byte("group-1"), 0, 10); len(p) != 1 {
+		t.Errorf("DeleteGroup touched the log: %v", p)
 	}
 }
 
-func TestSignatureKeysAndWelcomes(t *testing.T) {
+func TestSignatureKeys(t *testing.T) {
 	s := openTest(t, t.TempDir(), nil)
 	var b Batch
 	b.PutSignatureKey([]byte("default"), []byte("ed25519 private"))
-	b.PutWelcome([]byte("peerA"), []byte("w1"), []byte("welcome 1"))
-	b.PutWelcome([]byte("peerA"), []byte("w2"), []byte("welcome 2"))
-	b.PutWelcome([]byte("peerB"), []byte("w1"), []byte("welcome 3"))
 	commit(t, s, &b)
 
 	if k, err := s.SignatureKey([]byte("default")); err != nil || string(k) != "ed25519 private" {
@@ -204,26 +228,6 @@ func TestSignatureKeysAndWelcomes(t *testing.T) {
 	if _, err := s.SignatureKey([]byte("other")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing SignatureKey: %v", err)
 	}
-	a, err := s.Welcomes([]byte("peerA"))
-	if err != nil || len(a) != 2 || string(a[0].Data) != "welcome 1" || string(a[1].ID) != "w2" {
-		t.Errorf("Welcomes(peerA) = %+v, %v", a, err)
-	}
-	var d Batch
-	d.DeleteWelcome([]byte("peerA"), []byte("w1"))
-	commit(t, s, &d)
-	all, err := s.PendingWelcomes()
-	if err != nil || len(all) != 2 || string(all[0].Recipient) != "peerA" || string(all[1].Recipient) != "peerB" {
-		t.Errorf("PendingWelcomes = %+v, %v", all, err)
-	}
-}
-
-func TestEpochSecretDoesNotPrint(t *testing.T) {
-	e := EpochSecret{Epoch: 3, ID: []byte("m"), Secret: []byte("TOPSECRET")}
-	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
-		if out := fmt.Sprintf(f, e); strings.Contains(out, "TOPSECRET") || strings.Contains(out, "544f50") {
-			t.Errorf("%s prints the secret: %s", f, out)
-		}
-	}
 }
 
 func TestLogPaging(t *testing.T) {
@@ -231,8 +235,8 @@ func TestLogPaging(t *testing.T) {
 	ch, other := []byte("channel"), []byte("channel2") // other sorts right after ch
 	for i := 1; i <= 25; i++ {
 		var b Batch
-		b.AppendLog(ch, fmt.Appendf(nil, "m%d", i))
-		b.AppendLog(other, []byte("x"))
+		b.AppendLog(ch, nil, fmt.Appendf(nil, "m%d", i))
+		b.AppendLog(other, nil, []byte("x"))
 		commit(t, s, &b)
 		if got := b.Seqs(); !slices.Equal(got, []uint64{uint64(i), uint64(i)}) {
 			t.Fatalf("append %d: Seqs = %v", i, got)
@@ -302,7 +306,7 @@ func TestLogPaging(t *testing.T) {
 	}
 	var all Batch
 	all.TrimLog(ch, math.MaxUint64)
-	all.AppendLog(ch, []byte("m26"))
+	all.AppendLog(ch, nil, []byte("m26"))
 	commit(t, s, &all)
 	if p, _ := s.LogAfter(ch, 0, 100); !slices.Equal(seqs(p), []uint64{26}) {
 		t.Errorf("after trimming all and appending: %v", seqs(p))

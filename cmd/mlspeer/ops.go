@@ -220,12 +220,13 @@ func (p *peer) commitWith(r *request, extra []mlsgroup.Proposal, path bool) (any
 	if err != nil {
 		return nil, err
 	}
-	next, _, err := sent.Group.MergeCommit()
+	// The Welcome comes with the merge, not the commit (§14).
+	merged, err := sent.Group.MergeCommit()
 	if err != nil {
 		return nil, err
 	}
-	g.state = next
-	return commitResponse{Commit: sent.Message, Welcome: sent.Welcome, Epoch: next.Epoch()}, nil
+	g.state = merged.Group
+	return commitResponse{Commit: sent.Message, Welcome: merged.Welcome, Epoch: merged.Group.Epoch()}, nil
 }
 
 func (p *peer) add(r *request) (any, error) {
@@ -317,7 +318,7 @@ func (p *peer) join(r *request) (any, error) {
 		return nil, err
 	}
 	// A KeyPackage is for one join (§16.8).
-	p.storage.ConsumeKeyPackage(joined.KeyPackageRef)
+	p.storage.ConsumeKeyPackage(joined.ConsumedKeyPackage)
 	g := joined.Group
 	return joinResponse{GroupID: g.GroupID(), Epoch: g.Epoch(), LeafIndex: g.LeafIndex()}, nil
 }

@@ -1,4 +1,4 @@
-package e2e
+package p2p
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/spacepanda/spacepanda/p2p"
 )
 
 // TestWelcomeToReturningInviteeOverQUIC is the regression test for an
@@ -23,8 +21,8 @@ import (
 func TestWelcomeToReturningInviteeOverQUIC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	start := func(key crypto.PrivKey, bootstrap []string, handler p2p.WelcomeHandler) *p2p.Host {
-		h, err := p2p.New(ctx, p2p.Config{Identity: key, ListenAddrs: loopback, DHTMode: p2p.DHTServer,
+	start := func(key crypto.PrivKey, bootstrap []string, handler WelcomeHandler) *Host {
+		h, err := New(ctx, Config{Identity: key, ListenAddrs: loopbackAddrs, DHTMode: DHTServer,
 			BootstrapPeers: bootstrap, WelcomeHandler: handler, WelcomeRetryMax: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -33,7 +31,7 @@ func TestWelcomeToReturningInviteeOverQUIC(t *testing.T) {
 		return h
 	}
 	newKey := func() (crypto.PrivKey, peer.ID) {
-		key, err := p2p.GenerateIdentity(nil)
+		key, err := GenerateIdentity(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +52,7 @@ func TestWelcomeToReturningInviteeOverQUIC(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		bob.Close()
-		err := alice.QueueWelcome(p2p.PendingWelcome{ID: []byte("w"), To: bobID, Welcome: []byte("welcome"), Expires: time.Now().Add(time.Minute)})
+		err := alice.QueueWelcome(PendingWelcome{ID: []byte("w"), To: bobID, Welcome: []byte("welcome"), Expires: time.Now().Add(time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,896 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/spacepanda/spacepanda/mlsgroup"
+	"github.com/spacepanda/spacepanda/p2p"
+)
+
+// Bounds on what a channel holds in memory for later.
+const (
+	// maxFuture caps the messages of epochs this member has not reached,
+	// held until it does; beyond it they are dropped and sync recovers
+	// them.
+	maxFuture = 4096
+	// maxCommitTries is how often a commit that loses its epoch is made
+	// again before the caller is told ErrCommitLost.
+	maxCommitTries = 8
+	// sendBatch caps the sends written in one synced batch.
+	sendBatch = 256
+)
+
+// channel is one MLS group and its topic. Its state belongs to run's
+// goroutine; everyone else hands it work through ops, sends and inbound
+// and reads the snapshot it publishes after each step.
+type channel struct {
+	n   *Node
+	id  []byte
+	pch *p2p.Channel
+
+	epoch atomic.Uint64 // the current epoch, for the topic validator
+	snap  atomic.Pointer[snapshot]
+
+	ops     chan func()
+	sends   chan *sendReq
+	inbound chan inbound
+	pubq    chan []byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Owned by run's goroutine.
+	group       *mlsgroup.Group
+	meta        channelMeta
+	candidates  map[[32]byte][]byte // commits for the current epoch
+	settleTimer *time.Timer
+	settleC     <-chan time.Time
+	future      []inbound
+	staged      *intent   // what the staged commit does
+	queue       []*intent // commit work waiting for the staged one
+	held        []*sendReq
+	leaving     bool
+	joinedEpoch uint64
+	fallback    *time.Timer
+	// selfRemoving are the leaves that proposed their own removal in this
+	// epoch, so that a commit removing them reads as a leave.
+	selfRemoving map[uint32]bool
+}
+
+// snapshot is what readers off the loop see of a channel.
+type snapshot struct {
+	info    ChannelInfo
+	members []Member
+	peers   map[peer.ID]uint32
+}
+
+type inbound struct {
+	data   []byte
+	from   peer.ID
+	sync   bool
+	cursor []byte // with sync: the provider's cursor after this entry
+	done   chan error
+}
+
+type sendReq struct {
+	env  *envelope
+	done chan sendResult
+}
+
+type sendResult struct {
+	msg Message
+	err error
+}
+
+type intentKind int
+
+const (
+	intentAdd intentKind = iota
+	intentRemove
+	intentUpdate
+	intentCommitPending
+	intentRecovered // a staged commit found at start, whose purpose is unknown
+)
+
+// intent is commit work: what a commit of this node is for, so that it can
+// be made again in the next epoch when another commit wins this one.
+type intent struct {
+	kind  intentKind
+	kp    *mlsgroup.KeyPackage
+	peer  peer.ID
+	tries int
+	done  chan error // buffered; nil for the node's own housekeeping
+}
+
+func (it *intent) finish(err error) {
+	if it.done != nil {
+		it.done <- err
+		it.done = nil
+	}
+}
+
+// startChannel runs a channel for g: it joins the topic and starts the
+// goroutines; a channel restored or joined (not created) catches up.
+func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
+	c := &channel{
+		n: n, id: bytes.Clone(g.GroupID()),
+		ops: make(chan func()), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
+		pubq: make(chan []byte, 4096), candidates: make(map[[32]byte][]byte),
+		group: g, joinedEpoch: g.Epoch(),
+	}
+	c.ctx, c.cancel = context.WithCancel(n.ctx)
+	c.meta = metaOf(g)
+	c.publishSnapshot()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, ok := n.channels[string(c.id)]; ok {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("node: channel %x already running", c.id)
+	}
+	n.channels[string(c.id)] = c
+	n.mu.Unlock()
+	if g.Active() {
+		pch, err := n.host.JoinChannel(c.id, c.validate)
+		if err != nil {
+			return nil, err
+		}
+		c.pch = pch
+		c.wg.Go(c.read)
+		c.wg.Go(c.publishLoop)
+	}
+	if g.HasStagedCommit() {
+		// A commit staged before a restart: its purpose is lost with the
+		// memory, but it may have won while the node was away. Catching
+		// up tells; otherwise it settles again like any commit.
+		c.staged = &intent{kind: intentRecovered}
+	}
+	c.wg.Go(c.run)
+	if !created && g.Active() {
+		c.wg.Go(func() {
+			c.catchUp(c.ctx)
+			if msg := g.StagedCommit(); msg != nil {
+				c.do(c.ctx, func() error {
+					if c.group.HasStagedCommit() {
+						c.offer(msg)
+						c.pubq <- msg
+					}
+					return nil
+				})
+			}
+		})
+	}
+	return c, nil
+}
+
+// metaOf reads a group's name and topic from its GroupContext.
+func metaOf(g *mlsgroup.Group) channelMeta {
+	for _, e := range g.GroupContextExtensions() {
+		if e.Type == ExtChannelMeta {
+			if m, err := parseChannelMeta(e.Data); err == nil {
+				return m
+			}
+		}
+	}
+	return channelMeta{}
+}
+
+func (c *channel) stop() {
+	c.cancel()
+	if c.pch != nil {
+		c.pch.Close()
+	}
+	c.wg.Wait()
+}
+
+// do runs f on the channel's goroutine and returns its error.
+func (c *channel) do(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	select {
+	case c.ops <- func() { done <- f() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (c *channel) run() {
+	defer func() {
+		if c.settleTimer != nil {
+			c.settleTimer.Stop()
+		}
+		if c.fallback != nil {
+			c.fallback.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case f := <-c.ops:
+			f()
+		case r := <-c.sends:
+			c.handleSends(r)
+		case m := <-c.inbound:
+			err := c.process(m)
+			if m.done != nil {
+				m.done <- err
+			}
+		case <-c.settleC:
+			c.settle()
+		}
+	}
+}
+
+// read hands the topic's messages to the loop. The node's own come back
+// first (gossipsub delivers them locally), and it has them already.
+func (c *channel) read() {
+	for {
+		m, err := c.pch.Next(c.ctx)
+		if err != nil {
+			return
+		}
+		if m.Local {
+			continue
+		}
+		select {
+		case c.inbound <- inbound{data: m.Data, from: m.From}:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// publishLoop publishes what the loop has persisted, in order, so that the
+// loop never waits on the network.
+func (c *channel) publishLoop() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case msg := <-c.pubq:
+			if err := c.pch.Publish(c.ctx, msg); err != nil && c.ctx.Err() == nil {
+				// Persisted already: members that missed it catch up.
+				c.n.cfg.Logger.Warn("publishing", "channel", ChannelID(c.id), "err", err)
+			}
+		}
+	}
+}
+
+// validate is the topic's validator; it runs before a message is
+// forwarded, so it reads only what needs no keys, and the epoch through
+// an atomic.
+func (c *channel) validate(_ context.Context, _ peer.ID, data []byte) p2p.Verdict {
+	info, err := mlsgroup.InspectMessage(data)
+	switch {
+	case err != nil:
+		return p2p.Reject
+	case info.WireFormat != mlsgroup.WireFormatPublicMessage && info.WireFormat != mlsgroup.WireFormatPrivateMessage:
+		return p2p.Reject
+	case !bytes.Equal(info.GroupID, c.id):
+		return p2p.Reject
+	}
+	cur := c.epoch.Load()
+	// Handshake messages count only in the current epoch; application
+	// messages stay readable for the past epochs a member keeps (§9.2,
+	// §14). Older is not an attack, only late: ignored, not blamed.
+	if info.Kind == mlsgroup.KindApplication && info.Epoch+mlsgroup.DefaultPastEpochs < cur ||
+		info.Kind != mlsgroup.KindApplication && info.Epoch < cur {
+		return p2p.Ignore
+	}
+	return p2p.Accept
+}
+
+// setGroup takes the state that follows a persisted step.
+func (c *channel) setGroup(g *mlsgroup.Group) {
+	c.group = g
+	c.epoch.Store(g.Epoch())
+	c.publishSnapshot()
+}
+
+func (c *channel) publishSnapshot() {
+	g := c.group
+	s := &snapshot{peers: make(map[peer.ID]uint32)}
+	for _, m := range g.Members() {
+		p, err := peerOfMember(m)
+		if err != nil {
+			continue // refused on entry; a state loaded from disk is trusted as far as it goes
+		}
+		s.peers[p] = m.LeafIndex
+		s.members = append(s.members, Member{Peer: p, Leaf: m.LeafIndex, Self: m.LeafIndex == g.LeafIndex() && g.Active()})
+	}
+	state := "active"
+	switch {
+	case !g.Active():
+		state = "left"
+	case c.leaving:
+		state = "leaving"
+	}
+	s.info = ChannelInfo{
+		ID: c.id, Name: c.meta.Name, Topic: c.meta.Topic, Epoch: g.Epoch(), Members: len(s.members),
+		EpochAuthenticator: fmt.Sprintf("%x", g.EpochAuthenticator()), CipherSuite: uint16(g.CipherSuite()),
+		State: state, CommitPending: g.HasStagedCommit(),
+	}
+	c.snap.Store(s)
+}
+
+func (c *channel) info() ChannelInfo { return c.snap.Load().info }
+
+// process is a message from the topic or from a sync. A commit for the
+// current epoch joins the candidates; everything else is applied now, or
+// held until its epoch comes.
+func (c *channel) process(m inbound) error {
+	h := sha256.Sum256(m.data)
+	if seen, err := c.seen(h); err != nil || seen {
+		if err == nil && m.cursor != nil {
+			_, err = c.n.writeStep(c.id, step{cursor: &cursorItem{peer: m.from, cursor: m.cursor}})
+		}
+		return err
+	}
+	info, err := mlsgroup.InspectMessage(m.data)
+	if err != nil || !bytes.Equal(info.GroupID, c.id) {
+		return c.skip(m, fmt.Errorf("node: message for another channel or malformed"))
+	}
+	if !c.group.Active() {
+		return c.skip(m, nil)
+	}
+	cur := c.group.Epoch()
+	if info.Epoch > cur {
+		if len(c.future) < maxFuture {
+			c.future = append(c.future, m)
+			return nil
+		}
+		return c.skip(m, nil)
+	}
+	switch info.Kind {
+	case mlsgroup.KindCommit:
+		if info.Epoch < cur {
+			return c.skip(m, nil) // late: the epoch settled without it
+		}
+		if m.sync && len(c.candidates) == 0 {
+			// The provider's log holds what won on its side; with no
+			// rival here, there is nothing to settle.
+			return c.applyCommit(m.data, h, m)
+		}
+		c.offer(m.data)
+		return c.skip(m, nil)
+	case mlsgroup.KindProposal:
+		if info.Epoch < cur {
+			return c.skip(m, nil)
+		}
+		eff, err := c.group.Process(m.data)
+		if err != nil {
+			c.n.cfg.Logger.Debug("proposal refused", "channel", ChannelID(c.id), "err", err)
+			return c.skip(m, nil)
+		}
+		rec := logRecord{Kind: logProposal, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
+		if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursor: cursorOf(m)}); err != nil {
+			return err
+		}
+		c.setGroup(eff.Group)
+		if eff.ProposalType == mlsgroup.ProposalRemove && eff.Sender.Type == mlsgroup.SenderMember {
+			// The node proposes only its own removal (Leave); a member
+			// that removes another commits the removal itself.
+			if c.selfRemoving == nil {
+				c.selfRemoving = make(map[uint32]bool)
+			}
+			c.selfRemoving[eff.Sender.LeafIndex] = true
+		}
+		c.scheduleCommitPending(eff.Sender.LeafIndex)
+		return nil
+	case mlsgroup.KindApplication:
+		if info.Epoch < c.joinedEpoch {
+			return c.skip(m, nil) // from before this member joined
+		}
+		eff, err := c.group.Process(m.data)
+		if err != nil {
+			c.n.cfg.Logger.Debug("message refused", "channel", ChannelID(c.id), "err", err)
+			return c.skip(m, nil)
+		}
+		rec := logRecord{Kind: logApplication, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
+		var sender peer.ID
+		if mb, ok := eff.Group.Member(eff.Sender.LeafIndex); ok {
+			sender, _ = peerOfMember(mb)
+		}
+		env, perr := parseEnvelope(eff.Plaintext)
+		s := step{group: eff.Group, cursor: cursorOf(m)}
+		if perr == nil && sender != "" {
+			rec.Sender, rec.Envelope = []byte(sender), env
+			s.logs = []logItem{{hash: h, rec: &rec}}
+		} else {
+			// The key is spent either way; only the state moves on.
+			c.n.cfg.Logger.Debug("message without a valid envelope", "channel", ChannelID(c.id))
+		}
+		seqs, err := c.n.writeStep(c.id, s)
+		if err != nil {
+			return err
+		}
+		c.setGroup(eff.Group)
+		if len(seqs) == 1 {
+			msg := c.messageOf(seqs[0], &rec)
+			c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: rec.Epoch, Peer: sender, Message: &msg})
+		}
+		return nil
+	}
+	return c.skip(m, nil)
+}
+
+// skip records a sync cursor past an entry that changes nothing here.
+func (c *channel) skip(m inbound, reason error) error {
+	if m.cursor != nil {
+		if _, err := c.n.writeStep(c.id, step{cursor: &cursorItem{peer: m.from, cursor: m.cursor}}); err != nil {
+			return err
+		}
+	}
+	if reason != nil && !m.sync {
+		return reason
+	}
+	return nil
+}
+
+func cursorOf(m inbound) *cursorItem {
+	if m.cursor == nil {
+		return nil
+	}
+	return &cursorItem{peer: m.from, cursor: m.cursor}
+}
+
+// seen says whether a message is in the log or among the candidates.
+func (c *channel) seen(h [32]byte) (bool, error) {
+	if _, ok := c.candidates[h]; ok {
+		return true, nil
+	}
+	return c.n.inLog(c.id, h)
+}
+
+func (c *channel) nowMillis() uint64 { return uint64(c.n.cfg.Now().UnixMilli()) }
+
+// offer adds a commit for the current epoch to the candidates, and starts
+// the settle window with the first.
+func (c *channel) offer(data []byte) {
+	h := sha256.Sum256(data)
+	if _, ok := c.candidates[h]; ok {
+		return
+	}
+	c.candidates[h] = data
+	if c.settleC == nil {
+		c.settleTimer = time.NewTimer(c.n.cfg.SettleWindow)
+		c.settleC = c.settleTimer.C
+	}
+}
+
+// settle applies the commit of the epoch that ranks first: the valid one
+// with the lowest SHA-256 of its bytes. Every member that holds the same
+// candidates picks the same one, whatever order they came in.
+func (c *channel) settle() {
+	c.settleC, c.settleTimer = nil, nil
+	hashes := make([][32]byte, 0, len(c.candidates))
+	for h := range c.candidates {
+		hashes = append(hashes, h)
+	}
+	slices.SortFunc(hashes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range hashes {
+		if err := c.applyCommit(c.candidates[h], h, inbound{}); err == nil {
+			return
+		} else {
+			c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id), "err", err)
+		}
+	}
+	clear(c.candidates)
+	if c.group.HasStagedCommit() {
+		// No candidate is valid, not even this node's own: give it up and
+		// make it again.
+		g, err := c.group.DiscardCommit()
+		if err == nil {
+			c.persistState(g)
+			c.lost()
+		}
+	}
+}
+
+// applyCommit processes a commit for the current epoch and takes the
+// epoch it starts.
+func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
+	eff, err := c.group.Process(data)
+	if err != nil {
+		return c.skip(m, err)
+	}
+	// The commit won, so its Welcome may leave (§14). It is queued, and so
+	// persisted in the outbox, before the merged state is written: a crash
+	// in between finds the commit still staged, merges it again and
+	// queues the same Welcome under the same ID.
+	if eff.Welcome != nil && eff.Commit != nil {
+		c.queueWelcomes(eff)
+	}
+	rec := logRecord{Kind: logCommit, Epoch: eff.Epoch, Message: data, ReceivedAt: c.nowMillis()}
+	if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursor: cursorOf(m)}); err != nil {
+		return err
+	}
+	clear(c.candidates)
+	if c.settleTimer != nil {
+		c.settleTimer.Stop()
+		c.settleTimer, c.settleC = nil, nil
+	}
+	c.setGroup(eff.Group)
+	c.commitEvents(eff)
+	switch {
+	case eff.OwnCommit && c.staged != nil:
+		c.staged.finish(nil)
+		c.staged = nil
+	case eff.DiscardedCommit:
+		c.lost()
+	}
+	c.advance()
+	return nil
+}
+
+// commitEvents tells subscribers what a commit changed.
+func (c *channel) commitEvents(eff *mlsgroup.Effects) {
+	defer clear(c.selfRemoving)
+	ep := eff.Group.Epoch()
+	c.n.emit(Event{Type: EventEpoch, Channel: c.id, Epoch: ep})
+	if eff.Commit == nil {
+		return
+	}
+	for _, m := range eff.Commit.Added {
+		if p, err := peerOfMember(m); err == nil {
+			c.n.emit(Event{Type: EventMemberJoined, Channel: c.id, Epoch: ep, Peer: p})
+		}
+	}
+	for _, m := range eff.Commit.Removed {
+		p, err := peerOfMember(m)
+		if err != nil {
+			continue
+		}
+		typ := EventMemberRemoved
+		if c.selfRemoving[m.LeafIndex] {
+			typ = EventMemberLeft
+		}
+		c.n.emit(Event{Type: typ, Channel: c.id, Epoch: ep, Peer: p})
+	}
+	if eff.Commit.SelfRemoved {
+		c.leaving = false
+		c.publishSnapshot()
+		c.n.emit(Event{Type: EventChannelLeft, Channel: c.id, Epoch: ep})
+	}
+}
+
+// lost handles this node's commit losing its epoch: the work it carried is
+// made again in the next one.
+func (c *channel) lost() {
+	it := c.staged
+	c.staged = nil
+	if it == nil {
+		return
+	}
+	c.n.emit(Event{Type: EventCommitLost, Channel: c.id, Epoch: c.group.Epoch()})
+	if it.kind == intentRecovered {
+		c.n.cfg.Logger.Warn("a commit staged before a restart lost its epoch", "channel", ChannelID(c.id))
+		return
+	}
+	it.tries++
+	if it.tries >= maxCommitTries {
+		it.finish(ErrCommitLost)
+		return
+	}
+	c.queue = append([]*intent{it}, c.queue...)
+}
+
+// advance runs what waited for the epoch to settle: messages of the new
+// epoch, queued commit work, a pending leave, held sends.
+func (c *channel) advance() {
+	if !c.group.Active() {
+		for _, it := range c.queue {
+			it.finish(ErrNotMember)
+		}
+		c.queue = nil
+		for _, r := range c.held {
+			r.done <- sendResult{err: ErrNotMember}
+		}
+		c.held = nil
+		if c.pch != nil {
+			c.pch.Close()
+		}
+		return
+	}
+	future := c.future
+	c.future = nil
+	slices.SortStableFunc(future, func(a, b inbound) int {
+		ia, _ := mlsgroup.InspectMessage(a.data)
+		ib, _ := mlsgroup.InspectMessage(b.data)
+		return cmpEpoch(ia, ib)
+	})
+	for _, m := range future {
+		if err := c.process(m); err != nil {
+			c.n.cfg.Logger.Debug("held message", "channel", ChannelID(c.id), "err", err)
+		}
+	}
+	if c.leaving && c.group.Active() && c.group.PendingProposals() == 0 && !c.group.HasStagedCommit() {
+		c.proposeLeave()
+	}
+	c.next()
+	if len(c.held) > 0 && c.group.PendingProposals() == 0 {
+		held := c.held
+		c.held = nil
+		c.sendAll(held)
+	}
+}
+
+func cmpEpoch(a, b *mlsgroup.MessageInfo) int {
+	if a == nil || b == nil {
+		return 0
+	}
+	switch {
+	case a.Epoch < b.Epoch:
+		return -1
+	case a.Epoch > b.Epoch:
+		return 1
+	}
+	return 0
+}
+
+// next starts the first queued commit work when no commit is staged and no
+// epoch is settling.
+func (c *channel) next() {
+	for len(c.queue) > 0 && !c.group.HasStagedCommit() && len(c.candidates) == 0 && c.group.Active() {
+		it := c.queue[0]
+		c.queue = c.queue[1:]
+		if err := c.startIntent(it); err != nil {
+			it.finish(err)
+			continue
+		}
+		return
+	}
+}
+
+// startIntent makes the commit for a piece of work, persists the staged
+// state and publishes the commit.
+func (c *channel) startIntent(it *intent) error {
+	var opts mlsgroup.CommitOptions
+	snap := c.snap.Load()
+	switch it.kind {
+	case intentAdd:
+		if _, ok := snap.peers[it.peer]; ok {
+			return fmt.Errorf("%w: %s", ErrAlreadyMember, it.peer)
+		}
+		opts.Proposals = []mlsgroup.Proposal{mlsgroup.AddProposal(it.kp)}
+	case intentRemove:
+		leaf, ok := snap.peers[it.peer]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrNotMember, it.peer)
+		}
+		opts.Proposals = []mlsgroup.Proposal{mlsgroup.RemoveProposal(leaf)}
+	case intentUpdate:
+		opts.Path = true
+	case intentCommitPending:
+		if c.group.PendingProposals() == 0 {
+			it.finish(nil)
+			return nil
+		}
+	}
+	eff, err := c.group.Commit(opts)
+	if err != nil {
+		return err
+	}
+	if _, err := c.n.writeStep(c.id, step{group: eff.Group}); err != nil {
+		return err
+	}
+	c.setGroup(eff.Group)
+	c.staged = it
+	c.offer(eff.Message)
+	c.pubq <- eff.Message
+	return nil
+}
+
+// submit queues commit work and waits until its commit won (or failed for
+// good).
+func (c *channel) submit(ctx context.Context, it *intent) error {
+	it.done = make(chan error, 1)
+	done := it.done
+	if err := c.do(ctx, func() error {
+		if !c.group.Active() {
+			return ErrNotMember
+		}
+		c.queue = append(c.queue, it)
+		c.next()
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The work goes on; only the caller stops waiting.
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// scheduleCommitPending makes sure the proposals of the epoch get
+// committed: the member with the lowest leaf other than the proposer does
+// it at once, the others only if it has not after a while (it may be
+// away). Several committing at once is harmless: the epoch settles.
+func (c *channel) scheduleCommitPending(proposer uint32) {
+	first := true
+	for _, m := range c.group.Members() {
+		if m.LeafIndex != proposer && m.LeafIndex < c.group.LeafIndex() {
+			first = false
+			break
+		}
+	}
+	if first {
+		c.queue = append(c.queue, &intent{kind: intentCommitPending})
+		c.next()
+		return
+	}
+	if c.fallback != nil {
+		c.fallback.Stop()
+	}
+	epoch := c.group.Epoch()
+	c.fallback = time.AfterFunc(4*c.n.cfg.SettleWindow, func() {
+		select {
+		case c.ops <- func() {
+			if c.group.Epoch() == epoch && c.group.PendingProposals() > 0 {
+				c.queue = append(c.queue, &intent{kind: intentCommitPending})
+				c.next()
+			}
+		}:
+		case <-c.ctx.Done():
+		}
+	})
+}
+
+// proposeLeave proposes this member's removal (a member cannot commit its
+// own removal, RFC 9420 §12.1.3); another member commits it.
+func (c *channel) proposeLeave() error {
+	eff, err := c.group.Propose(mlsgroup.RemoveProposal(c.group.LeafIndex()), mlsgroup.ProposeOptions{})
+	if err != nil {
+		return err
+	}
+	if _, err := c.n.writeStep(c.id, step{group: eff.Group}); err != nil {
+		return err
+	}
+	c.leaving = true
+	c.setGroup(eff.Group)
+	c.pubq <- eff.Message
+	return nil
+}
+
+// persistState writes a state with no other effect.
+func (c *channel) persistState(g *mlsgroup.Group) {
+	if _, err := c.n.writeStep(c.id, step{group: g}); err != nil {
+		c.n.cfg.Logger.Error("persisting state", "channel", ChannelID(c.id), "err", err)
+		return
+	}
+	c.setGroup(g)
+}
+
+// handleSends encrypts every send waiting, writes them in one synced batch
+// with the state that follows the last, and only then publishes them: one
+// fsync for a burst, never a message out before its key's use is on disk.
+func (c *channel) handleSends(first *sendReq) {
+	reqs := []*sendReq{first}
+	for len(reqs) < sendBatch {
+		select {
+		case r := <-c.sends:
+			reqs = append(reqs, r)
+			continue
+		default:
+		}
+		break
+	}
+	c.sendAll(reqs)
+}
+
+func (c *channel) sendAll(reqs []*sendReq) {
+	g := c.group
+	var (
+		items []logItem
+		done  []*sendReq
+		msgs  [][]byte
+	)
+	for _, r := range reqs {
+		if !g.Active() {
+			r.done <- sendResult{err: ErrNotMember}
+			continue
+		}
+		eff, err := g.Encrypt(r.env.marshal(), nil)
+		if errors.Is(err, mlsgroup.ErrPendingProposals) {
+			c.held = append(c.held, r) // sent once the proposals are committed
+			continue
+		}
+		if err != nil {
+			r.done <- sendResult{err: err}
+			continue
+		}
+		g = eff.Group
+		rec := &logRecord{Kind: logApplication, Epoch: g.Epoch(), Message: eff.Message, Sender: []byte(c.n.id), Envelope: r.env, ReceivedAt: c.nowMillis()}
+		items = append(items, logItem{hash: sha256.Sum256(eff.Message), rec: rec})
+		done = append(done, r)
+		msgs = append(msgs, eff.Message)
+	}
+	if len(done) == 0 {
+		return
+	}
+	seqs, err := c.n.writeStep(c.id, step{group: g, logs: items})
+	if err != nil {
+		for _, r := range done {
+			r.done <- sendResult{err: err}
+		}
+		return
+	}
+	c.setGroup(g)
+	for i, r := range done {
+		c.pubq <- msgs[i]
+		r.done <- sendResult{msg: c.messageOf(seqs[i], items[i].rec)}
+	}
+}
+
+func (c *channel) messageOf(seq uint64, r *logRecord) Message {
+	m := Message{Channel: c.id, Seq: seq, Sender: peer.ID(r.Sender), Epoch: r.Epoch, ReceivedAt: time.UnixMilli(int64(r.ReceivedAt))}
+	if r.Envelope != nil {
+		m.ID = fmt.Sprintf("%x", r.Envelope.ID)
+		m.SentAt = time.UnixMilli(int64(r.Envelope.SentAt))
+		m.Body = r.Envelope.Body
+	}
+	return m
+}
+
+// catchUp fetches from every other member what this node's log lacks,
+// from the cursor it persisted for that member.
+func (c *channel) catchUp(ctx context.Context) {
+	snap := c.snap.Load()
+	for _, m := range snap.members {
+		if m.Self || m.Peer == c.n.id {
+			continue
+		}
+		cursor, err := c.n.st.SyncCursor(c.id, []byte(m.Peer))
+		if err != nil {
+			c.n.cfg.Logger.Warn("sync cursor", "err", err)
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = c.n.host.Sync(sctx, m.Peer, c.id, cursor, func(e p2p.SyncEntry) error {
+			done := make(chan error, 1)
+			select {
+			case c.inbound <- inbound{data: e.Data, from: m.Peer, sync: true, cursor: e.Cursor, done: done}:
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+			select {
+			case err := <-done:
+				return err
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+		})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			c.n.cfg.Logger.Info("catching up", "channel", ChannelID(c.id), "peer", m.Peer, "err", err)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package node_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/node"
+	"github.com/spacepanda/spacepanda/node/nodetest"
+	"github.com/spacepanda/spacepanda/p2p"
+)
+
+// TestStrangerWelcomeIsPending: anyone can send a Welcome; it waits for
+// the user, and declining it joins nothing.
+func TestStrangerWelcomeIsPending(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	mallory, bob := c.Add("mallory"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := mallory.CreateChannel(ctx, "free stuff", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.Node.Invite(ctx, info.ID, bob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	ev := bob.AwaitEvent(ctx, "the invitation", func(e node.Event) bool { return e.Type == node.EventInvitation })
+	if _, err := bob.Info(info.ID); !errors.Is(err, node.ErrUnknownChannel) {
+		t.Fatalf("a stranger's Welcome was joined: %v", err)
+	}
+	if len(bob.Invitations()) != 1 {
+		t.Fatalf("invitations = %v", bob.Invitations())
+	}
+	if err := bob.Decline(ev.Invitation.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Accept(ctx, ev.Invitation.ID); !errors.Is(err, node.ErrUnknownInvitation) {
+		t.Fatalf("accepting a declined invitation: %v", err)
+	}
+	if len(bob.Invitations()) != 0 {
+		t.Fatalf("invitations after declining = %v", bob.Invitations())
+	}
+	// Restart: the declined invitation stays gone.
+	bob.Restart()
+	if len(bob.Invitations()) != 0 {
+		t.Fatalf("invitations after a restart = %v", bob.Invitations())
+	}
+}
+
+// TestWelcomeFlood: one peer cannot make a node keep more than the cap of
+// pending invitations, and garbage Welcomes are refused; the node keeps
+// running.
+func TestWelcomeFlood(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	c.Configure = func(_ string, cfg *node.Config) { cfg.MaxInvitationsPerPeer = 2 }
+	mallory, bob := c.Add("mallory"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	if err := mallory.Host().SendWelcome(ctx, bob.ID(), []byte("not a Welcome")); !errors.Is(err, p2p.ErrWelcomeRejected) {
+		t.Fatalf("a garbage Welcome: %v, want ErrWelcomeRejected", err)
+	}
+	for range 4 {
+		info, err := mallory.CreateChannel(ctx, "flood", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mallory.Node.Invite(ctx, info.ID, bob.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The two past the cap are refused: mallory's outbox hears so.
+	mallory.Await(ctx, "two Welcomes refused", func() bool { return countEvents([]*nodetest.Peer{mallory}, node.EventError) >= 2 })
+	if n := len(bob.Invitations()); n != 2 {
+		t.Fatalf("bob keeps %d invitations from one peer, want the cap of 2", n)
+	}
+	info, err := bob.CreateChannel(ctx, "still fine", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, info.ID, "alive"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMessageOfAnotherChannel: a message of one channel published on
+// another's topic is dropped; the channel goes on.
+func TestMessageOfAnotherChannel(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	one, err := alice.CreateChannel(ctx, "one", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := alice.CreateChannel(ctx, "two", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, one.ID, bob)
+	nodetest.AwaitConverged(ctx, one.ID, 2, alice, bob)
+	// A real message of channel two, caught by a bare host on channel
+	// two's topic and published by it on channel one's, where nothing in
+	// its own way validates it.
+	raw := nodetest.RawHost(ctx, t, alice, bob)
+	two2, err := raw.JoinChannel(two.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one2, err := raw.JoinChannel(one.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, two.ID, "for channel two"); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := two2.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one2.Publish(ctx, stray.Data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, one.ID, "after the stray"); err != nil {
+		t.Fatal(err)
+	}
+	awaitBodies(ctx, t, bob, one.ID, []string{"after the stray"})
+	for _, m := range bob.History(one.ID) {
+		if m.Body == "for channel two" {
+			t.Fatal("a message of another channel is in the history")
+		}
+	}
+}
