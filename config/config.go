@@ -21,8 +21,8 @@ type Config struct {
 	// ConfigFile is the file Load read, or "" if there was none.
 	ConfigFile string `toml:"-"`
 
-	// Listen lists the libp2p multiaddrs to listen on. An empty list makes
-	// a node that only dials out.
+	// Listen lists the libp2p multiaddrs to listen on. An empty list
+	// means p2p's defaults: every interface, on ports the system picks.
 	Listen []string `toml:"listen"`
 	// Bootstrap lists the peers dialled at start to join the DHT; each
 	// must name its peer with /p2p/.
