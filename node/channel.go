@@ -42,6 +42,7 @@ type channel struct {
 	snap  atomic.Pointer[snapshot]
 
 	ops     chan func()
+	kick    chan struct{} // syncLoop: a round now
 	sends   chan *sendReq
 	inbound chan inbound
 	pubq    chan []byte
@@ -125,7 +126,7 @@ func (it *intent) finish(err error) {
 func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	c := &channel{
 		n: n, id: bytes.Clone(g.GroupID()),
-		ops: make(chan func()), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
+		ops: make(chan func()), kick: make(chan struct{}, 1), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
 		pubq: make(chan []byte, 4096), candidates: make(map[[32]byte][]byte),
 		group: g, joinedEpoch: g.Epoch(),
 	}
@@ -159,6 +160,9 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 		c.staged = &intent{kind: intentRecovered}
 	}
 	c.wg.Go(c.run)
+	if g.Active() {
+		c.wg.Go(c.syncLoop)
+	}
 	if !created && g.Active() {
 		c.wg.Go(func() {
 			c.catchUp(c.ctx)
@@ -358,6 +362,10 @@ func (c *channel) process(m inbound) error {
 	}
 	cur := c.group.Epoch()
 	if info.Epoch > cur {
+		if !m.sync {
+			// A later epoch means this member missed its commit.
+			c.requestSync()
+		}
 		if len(c.future) < maxFuture {
 			c.future = append(c.future, m)
 			return nil
@@ -860,9 +868,47 @@ func (c *channel) messageOf(seq uint64, r *logRecord) Message {
 	return m
 }
 
+// syncLoop is anti-entropy: gossipsub is best effort (a slow subscriber
+// or a full queue drops messages, a partition hides them), so every
+// SyncInterval, and soon after a catch-up that could not reach a member,
+// the channel asks its members for what it lacks. A persisted cursor per
+// member makes a round with nothing new one empty page per member.
+func (c *channel) syncLoop() {
+	every := c.n.cfg.SyncInterval
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		if c.snap.Load().info.State == "left" {
+			return
+		}
+		if c.catchUp(c.ctx) > 0 {
+			// A member was unreachable (just restarted, not yet
+			// connected): try again soon rather than a full interval on.
+			t.Reset(min(every, 2*time.Second))
+		} else {
+			t.Reset(every)
+		}
+	}
+}
+
+// requestSync asks syncLoop for a round now, without waiting for it.
+func (c *channel) requestSync() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 // catchUp fetches from every other member what this node's log lacks,
 // from the cursor it persisted for that member.
-func (c *channel) catchUp(ctx context.Context) {
+// It returns how many members it could not sync with.
+func (c *channel) catchUp(ctx context.Context) (failed int) {
 	snap := c.snap.Load()
 	for _, m := range snap.members {
 		if m.Self || m.Peer == c.n.id {
@@ -890,7 +936,9 @@ func (c *channel) catchUp(ctx context.Context) {
 		})
 		cancel()
 		if err != nil && ctx.Err() == nil {
+			failed++
 			c.n.cfg.Logger.Info("catching up", "channel", ChannelID(c.id), "peer", m.Peer, "err", err)
 		}
 	}
+	return failed
 }

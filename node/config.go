@@ -52,6 +52,9 @@ type Config struct {
 	// SettleWindow is how long the commits of one epoch are gathered
 	// before the one that ranks first is applied; zero means one second.
 	SettleWindow time.Duration
+	// SyncInterval is how often each channel asks its members for
+	// messages it missed (gossip is best effort); zero means 30 seconds.
+	SyncInterval time.Duration
 	// FetchTimeout bounds fetching an invitee's KeyPackage; zero means
 	// 20 seconds.
 	FetchTimeout time.Duration
@@ -88,11 +91,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.DataDir == "" {
 		return cfg, fmt.Errorf("%w: Config.DataDir is required", ErrInvalidArgument)
 	}
-	if cfg.SettleWindow < 0 || cfg.FetchTimeout < 0 || cfg.MaxInvitationsPerPeer < 0 || cfg.MaxInvitationBytesPerPeer < 0 {
+	if cfg.SettleWindow < 0 || cfg.FetchTimeout < 0 || cfg.SyncInterval < 0 || cfg.MaxInvitationsPerPeer < 0 || cfg.MaxInvitationBytesPerPeer < 0 {
 		return cfg, errors.Join(ErrInvalidArgument, errors.New("node: negative Config field"))
 	}
 	if cfg.SettleWindow == 0 {
 		cfg.SettleWindow = time.Second
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = 30 * time.Second
 	}
 	if cfg.FetchTimeout == 0 {
 		cfg.FetchTimeout = 20 * time.Second

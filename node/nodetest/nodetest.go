@@ -111,6 +111,7 @@ func (p *Peer) Start() {
 		BootstrapPeers: p.c.bootstrap(p),
 		DHTMode:        p2p.DHTServer,
 		SettleWindow:   300 * time.Millisecond,
+		SyncInterval:   2 * time.Second,
 		P2P: p2p.Config{
 			WelcomeRetryMax: time.Second, PublishWait: 2 * time.Second, StreamTimeout: 10 * time.Second,
 			MailboxInterval: 2 * time.Second,
