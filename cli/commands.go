@@ -355,7 +355,9 @@ func (e *env) channelCommand() *cobra.Command {
 	}
 	ch.AddCommand(
 		change("remove CHANNEL PEER_ID", "Remove a member (returns once the commit is merged)", "removed a member from", 2, "CHANNEL PEER_ID",
-			func(ctx context.Context, d daemon, a []string) (api.ChangeResult, error) { return d.Remove(ctx, a[0], a[1]) }),
+			func(ctx context.Context, d daemon, a []string) (api.ChangeResult, error) {
+				return d.Remove(ctx, a[0], a[1])
+			}),
 		change("leave CHANNEL", "Leave a channel", "left", 1, "CHANNEL",
 			func(ctx context.Context, d daemon, a []string) (api.ChangeResult, error) { return d.Leave(ctx, a[0]) }),
 		change("update CHANNEL", "Refresh your leaf key in a channel (post-compromise security)", "updated", 1, "CHANNEL",
