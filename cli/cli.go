@@ -27,14 +27,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spacepanda/spacepanda/internal/buildinfo"
 	"github.com/spacepanda/spacepanda/rpc/api"
+	"github.com/spacepanda/spacepanda/rpc/client"
 )
+
+// annChange marks a command that changes a group: see changeTimeout.
+const annChange = "spacepanda/change"
 
 // The CLI's own error codes, for failures that never reached the daemon.
 const (
 	codeNoDaemon     api.Code = 1 // nothing listens on the socket
-	codeNoClient     api.Code = 2 // a build without rpc/client
 	codeInterrupted  api.Code = 3 // a signal cancelled the command
 	codeDisconnected api.Code = 4 // the daemon closed the connection
 )
@@ -50,10 +52,13 @@ const (
 	envSocket  = "SPACEPANDA_SOCKET"
 	envDataDir = "SPACEPANDA_DATA_DIR"
 	socketName = "spacepanda.sock"
-	// defaultTimeout bounds one command. Changes to a group wait for the
-	// commit to be accepted and merged, which may mean fetching a
-	// KeyPackage from the DHT, so it is generous.
-	defaultTimeout = time.Minute
+	// defaultTimeout bounds one command.
+	defaultTimeout = 30 * time.Second
+	// changeTimeout bounds a change to a group (invite, remove, leave,
+	// update) when --timeout is not given: it waits for the commit to be
+	// accepted and merged, which may mean fetching a KeyPackage from the
+	// DHT and a settle window, so it gets longer.
+	changeTimeout = time.Minute
 )
 
 // Run runs the spacepanda command line args (without the program name)
@@ -152,15 +157,17 @@ func (e *env) root() *cobra.Command {
 		Short: "Talk to spacepandad, the end-to-end encrypted group messaging daemon",
 		Long: "spacepanda talks to a running spacepandad over its local socket.\n" +
 			"Every command takes --json for scripts: one JSON document on stdout.",
+		Version:       buildVersion(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	root.SetVersionTemplate("spacepanda {{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.BoolVar(&e.json, "json", false, "print one JSON document on stdout (watch: one per line)")
 	pf.StringVar(&e.socket, "socket", "", "the daemon's socket (default $"+envSocket+", else spacepanda.sock in the data directory)")
 	pf.StringVar(&e.dataDir, "data-dir", "", "the daemon's data directory (default $"+envDataDir+", else $XDG_DATA_HOME/spacepanda, else ~/.local/share/spacepanda)")
-	pf.DurationVar(&e.timeout, "timeout", defaultTimeout, "how long to wait for the daemon (0: forever; watch and chat: only to connect)")
+	pf.DurationVar(&e.timeout, "timeout", defaultTimeout, "how long to wait for the daemon (0: forever; default 1m for channel invite|remove|leave|update; watch and chat: only to connect)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	e.addCommands(root)
 	return root
@@ -204,7 +211,7 @@ func (e *env) connect(ctx context.Context) (daemon, api.IdentityResult, error) {
 	}
 	d, err := dial(ctx, socket)
 	if err != nil {
-		if _, ok := asRPCError(err); ok || ctx.Err() != nil {
+		if !errors.Is(err, client.ErrNoDaemon) {
 			return nil, api.IdentityResult{}, err
 		}
 		return nil, api.IdentityResult{}, &cliError{code: codeNoDaemon, name: "no_daemon",
@@ -217,7 +224,7 @@ func (e *env) connect(ctx context.Context) (daemon, api.IdentityResult, error) {
 	}
 	if id.APIVersion != api.Version {
 		fmt.Fprintf(e.stderr, "spacepanda: warning: the daemon (%s) speaks API version %d, this CLI (%s) version %d; upgrade the older one\n",
-			id.Version, id.APIVersion, buildinfo.Version(), api.Version)
+			id.Version, id.APIVersion, buildVersion(), api.Version)
 	}
 	return d, id, nil
 }
@@ -232,9 +239,15 @@ type result struct {
 // returns.
 func (e *env) do(cmd *cobra.Command, f func(ctx context.Context, d daemon, id api.IdentityResult) (result, error)) error {
 	ctx := cmd.Context()
-	if e.timeout > 0 {
+	timeout := e.timeout
+	if cmd.Annotations[annChange] != "" {
+		if f := cmd.Flag("timeout"); f == nil || !f.Changed {
+			timeout = changeTimeout
+		}
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	d, id, err := e.connect(ctx)

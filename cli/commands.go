@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spacepanda/spacepanda/internal/buildinfo"
 	"github.com/spacepanda/spacepanda/rpc/api"
+	"github.com/spacepanda/spacepanda/rpc/client"
 )
 
 // The --json documents. Their field names are fixed by the daemon issue's
@@ -237,7 +237,7 @@ func (e *env) addCommands(root *cobra.Command) {
 	root.AddCommand(&cobra.Command{
 		Use: "version", Short: "Show the CLI's version", Args: args(0, "no arguments"),
 		RunE: func(*cobra.Command, []string) error {
-			out := versionJSON{buildinfo.Version(), api.Version}
+			out := versionJSON{buildVersion(), api.Version}
 			e.print(result{out, func(w io.Writer) { fmt.Fprintf(w, "spacepanda %s (API version %d)\n", out.Version, out.APIVersion) }})
 			return nil
 		},
@@ -307,6 +307,7 @@ func (e *env) channelCommand() *cobra.Command {
 	})
 	ch.AddCommand(&cobra.Command{
 		Use: "invite CHANNEL PEER_ID", Short: "Add a peer to a channel (returns once the commit is merged)", Args: args(2, "CHANNEL PEER_ID"),
+		Annotations: map[string]string{annChange: "1"},
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return e.do(cmd, func(ctx context.Context, d daemon, _ api.IdentityResult) (result, error) {
 				r, err := d.Invite(ctx, a[0], a[1])
@@ -344,6 +345,7 @@ func (e *env) channelCommand() *cobra.Command {
 	change := func(use, short, verb string, n int, names string, f func(context.Context, daemon, []string) (api.ChangeResult, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: args(n, names),
+			Annotations: map[string]string{annChange: "1"},
 			RunE: func(cmd *cobra.Command, a []string) error {
 				return e.do(cmd, func(ctx context.Context, d daemon, _ api.IdentityResult) (result, error) {
 					r, err := f(ctx, d, a)
@@ -442,7 +444,7 @@ func (e *env) watchCommand() *cobra.Command {
 				// Interrupted: the normal way to stop watching.
 				return nil
 			}
-			if err == nil || errors.Is(err, io.EOF) {
+			if err == nil || errors.Is(err, io.EOF) || errors.Is(err, client.ErrDisconnected) {
 				return &cliError{code: codeDisconnected, name: "disconnected", msg: "the daemon closed the connection", exit: exitError}
 			}
 			return classify(err)

@@ -2,21 +2,27 @@ package cli
 
 import (
 	"context"
-	"net"
+	"errors"
+
+	"github.com/spacepanda/spacepanda/rpc/client"
 )
 
-// dial connects to the daemon's socket. This build links no RPC client
-// (rpc/client is not in the module yet): it only tells a missing daemon
-// from a present one, so that the no-daemon message stays right.
+// dial connects to the daemon's socket; tests replace it with a fake.
 var dial = func(ctx context.Context, socket string) (daemon, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", socket)
+	c, err := client.Dial(ctx, socket)
 	if err != nil {
 		return nil, err
 	}
-	c.Close()
-	return nil, &rpcError{Code: codeNoClient, Name: "no_client", Message: "this spacepanda was built without rpc/client"}
+	return c, nil
 }
 
+var _ daemon = (*client.Client)(nil)
+
 // clientError converts rpc/client's error type to an rpcError.
-func clientError(error) (*rpcError, bool) { return nil, false }
+func clientError(err error) (*rpcError, bool) {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return nil, false
+	}
+	return &rpcError{Code: ce.Code, Name: ce.Name, Message: ce.Message}, true
+}

@@ -1,15 +1,12 @@
-// Package buildinfo reports the version of the running binary, for
-// `spacepanda version`, `spacepandad version` and the identity the daemon
-// reports over RPC. It imports only the standard library.
-package buildinfo
+package cli
 
 import "runtime/debug"
 
-// Version is the main module's version when the binary was built from a
+// buildVersion is the main module's version when the binary was built from a
 // tagged module (go install ...@v1.2.3), else "devel-" and the first 12
 // hex digits of the VCS revision, else "devel" (e.g. built with
 // -buildvcs=false, or from a tree that is not a checkout).
-func Version() string {
+func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "devel"

@@ -1,11 +1,11 @@
-package buildinfo
+package cli
 
 import (
 	"runtime/debug"
 	"testing"
 )
 
-func TestVersion(t *testing.T) {
+func TestBuildVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		bi   debug.BuildInfo
@@ -21,7 +21,7 @@ func TestVersion(t *testing.T) {
 			t.Errorf("%s: version = %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if Version() == "" {
-		t.Error("Version() is empty")
+	if buildVersion() == "" {
+		t.Error("buildVersion() is empty")
 	}
 }
