@@ -1,0 +1,273 @@
+// Package client is a typed Go client of spacepandad's JSON-RPC socket
+// (see package api for the wire). It imports only rpc/api, jrpc2 and the
+// standard library, so that the CLI depends on the contract and nothing of
+// the node.
+//
+// A Client is one connection; its methods are safe for concurrent use.
+// Subscribe opens a connection of its own, so that a client can keep
+// calling methods while it watches events.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/creachadair/jrpc2"
+	"github.com/creachadair/jrpc2/channel"
+
+	"github.com/spacepanda/spacepanda/rpc/api"
+)
+
+// ErrNoDaemon is wrapped by Dial's error when nothing listens on the
+// socket (no file, or a stale one), so that a caller can tell the user to
+// start spacepandad.
+var ErrNoDaemon = errors.New("client: no daemon listening")
+
+// ErrDisconnected is returned by Subscribe when the daemon closed the
+// connection (it shut down, or dropped this subscriber for falling
+// api.MaxPendingNotifies behind).
+var ErrDisconnected = errors.New("client: disconnected by the daemon")
+
+// Error is an error response of the daemon: Code is stable, Name is its
+// stable name (api.Code.Name), Message is for people.
+type Error struct {
+	Code    api.Code
+	Name    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Name, int(e.Code), e.Message)
+}
+
+// Client is a connection to the daemon.
+type Client struct {
+	path string
+	conn net.Conn
+	rpc  *jrpc2.Client
+
+	mu     sync.Mutex
+	notify func(*jrpc2.Request) // set on a subscription's own connection
+	done   chan struct{}        // closed when the connection stops
+}
+
+// Dial connects to the daemon's socket.
+func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w at %s: %w", ErrNoDaemon, socketPath, err)
+		}
+		return nil, fmt.Errorf("client: dial %s: %w", socketPath, err)
+	}
+	c := &Client{path: socketPath, conn: conn, done: make(chan struct{})}
+	c.rpc = jrpc2.NewClient(channel.Line(conn, conn), &jrpc2.ClientOptions{
+		OnNotify: func(r *jrpc2.Request) {
+			c.mu.Lock()
+			f := c.notify
+			c.mu.Unlock()
+			if f != nil {
+				f(r)
+			}
+		},
+		OnStop: func(*jrpc2.Client, error) { close(c.done) },
+	})
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	err := c.rpc.Close()
+	if errors.Is(err, jrpc2.ErrConnClosed) {
+		return nil
+	}
+	return err
+}
+
+// call makes one request and converts the daemon's errors to *Error.
+func (c *Client) call(ctx context.Context, method string, params, result any) error {
+	rsp, err := c.rpc.Call(ctx, method, params)
+	if err != nil {
+		return convert(err)
+	}
+	if result == nil {
+		return nil
+	}
+	if err := rsp.UnmarshalResult(result); err != nil {
+		return fmt.Errorf("client: %s: decoding the result: %w", method, err)
+	}
+	return nil
+}
+
+func convert(err error) error {
+	var je *jrpc2.Error
+	if !errors.As(err, &je) {
+		return err
+	}
+	e := &Error{Code: api.Code(je.Code), Message: je.Message}
+	var data api.ErrorData
+	if len(je.Data) > 0 && json.Unmarshal(je.Data, &data) == nil && data.Name != "" {
+		e.Name = data.Name
+	} else {
+		e.Name = e.Code.Name()
+	}
+	return e
+}
+
+// Identity describes the daemon.
+func (c *Client) Identity(ctx context.Context) (api.IdentityResult, error) {
+	var r api.IdentityResult
+	err := c.call(ctx, api.MethodIdentity, api.IdentityParams{}, &r)
+	return r, err
+}
+
+// Peers lists the connected peers.
+func (c *Client) Peers(ctx context.Context) ([]api.Peer, error) {
+	var r []api.Peer
+	err := c.call(ctx, api.MethodPeers, nil, &r)
+	return r, err
+}
+
+// Connect dials a peer's multiaddr (with /p2p/).
+func (c *Client) Connect(ctx context.Context, addr string) (api.ConnectResult, error) {
+	var r api.ConnectResult
+	err := c.call(ctx, api.MethodConnect, api.ConnectParams{Addr: addr}, &r)
+	return r, err
+}
+
+// Ping is a no-op round trip.
+func (c *Client) Ping(ctx context.Context) (api.PingResult, error) {
+	var r api.PingResult
+	err := c.call(ctx, api.MethodPing, nil, &r)
+	return r, err
+}
+
+// Create makes a channel.
+func (c *Client) Create(ctx context.Context, p api.CreateParams) (api.Channel, error) {
+	var r api.Channel
+	err := c.call(ctx, api.MethodCreate, p, &r)
+	return r, err
+}
+
+// Channels lists the channels.
+func (c *Client) Channels(ctx context.Context) ([]api.Channel, error) {
+	var r []api.Channel
+	err := c.call(ctx, api.MethodChannels, nil, &r)
+	return r, err
+}
+
+// Info describes a channel (its hex ID or unique name).
+func (c *Client) Info(ctx context.Context, ch string) (api.Channel, error) {
+	var r api.Channel
+	err := c.call(ctx, api.MethodInfo, api.ChannelParams{Channel: ch}, &r)
+	return r, err
+}
+
+// Invite adds a peer to a channel; it returns once the commit was merged.
+func (c *Client) Invite(ctx context.Context, ch, peerID string) (api.ChangeResult, error) {
+	var r api.ChangeResult
+	err := c.call(ctx, api.MethodInvite, api.PeerParams{Channel: ch, PeerID: peerID}, &r)
+	return r, err
+}
+
+// Members lists a channel's members.
+func (c *Client) Members(ctx context.Context, ch string) ([]api.Member, error) {
+	var r []api.Member
+	err := c.call(ctx, api.MethodMembers, api.ChannelParams{Channel: ch}, &r)
+	return r, err
+}
+
+// Remove removes a member; it returns once the commit was merged.
+func (c *Client) Remove(ctx context.Context, ch, peerID string) (api.ChangeResult, error) {
+	var r api.ChangeResult
+	err := c.call(ctx, api.MethodRemove, api.PeerParams{Channel: ch, PeerID: peerID}, &r)
+	return r, err
+}
+
+// Leave proposes this node's removal from a channel.
+func (c *Client) Leave(ctx context.Context, ch string) (api.ChangeResult, error) {
+	var r api.ChangeResult
+	err := c.call(ctx, api.MethodLeave, api.ChannelParams{Channel: ch}, &r)
+	return r, err
+}
+
+// Update rotates this node's keys in a channel.
+func (c *Client) Update(ctx context.Context, ch string) (api.ChangeResult, error) {
+	var r api.ChangeResult
+	err := c.call(ctx, api.MethodUpdate, api.ChannelParams{Channel: ch}, &r)
+	return r, err
+}
+
+// Invitations lists the pending invitations.
+func (c *Client) Invitations(ctx context.Context) ([]api.Invitation, error) {
+	var r []api.Invitation
+	err := c.call(ctx, api.MethodInvitations, nil, &r)
+	return r, err
+}
+
+// Accept joins the channel of a pending invitation.
+func (c *Client) Accept(ctx context.Context, invite string) (api.Channel, error) {
+	var r api.Channel
+	err := c.call(ctx, api.MethodAccept, api.InviteParams{Invite: invite}, &r)
+	return r, err
+}
+
+// Decline drops a pending invitation.
+func (c *Client) Decline(ctx context.Context, invite string) error {
+	return c.call(ctx, api.MethodDecline, api.InviteParams{Invite: invite}, nil)
+}
+
+// Send sends text to a channel; it returns once the message is durable
+// and published.
+func (c *Client) Send(ctx context.Context, ch, text string) (api.SendResult, error) {
+	var r api.SendResult
+	err := c.call(ctx, api.MethodSend, api.SendParams{Channel: ch, Text: text}, &r)
+	return r, err
+}
+
+// History returns a page of a channel's messages, oldest first.
+func (c *Client) History(ctx context.Context, p api.HistoryParams) ([]api.Message, error) {
+	var r []api.Message
+	err := c.call(ctx, api.MethodHistory, p, &r)
+	return r, err
+}
+
+// Subscribe watches the daemon's events on a connection of its own,
+// calling fn for each, in order, from one goroutine. It blocks until ctx
+// ends (then it returns ctx.Err()) or the daemon closes the connection
+// (ErrDisconnected). fn must keep up: a subscriber that leaves
+// api.MaxPendingNotifies events unread is disconnected.
+func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error {
+	sc, err := Dial(ctx, c.path)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	sc.mu.Lock()
+	sc.notify = func(r *jrpc2.Request) {
+		if r.Method() != api.NotifyEvent {
+			return
+		}
+		var e api.Event
+		if r.UnmarshalParams(&e) == nil {
+			fn(e)
+		}
+	}
+	sc.mu.Unlock()
+	var res api.SubscribeResult
+	if err := sc.call(ctx, api.MethodSubscribe, p, &res); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sc.done:
+		return ErrDisconnected
+	}
+}
