@@ -9,7 +9,7 @@ import (
 )
 
 // version may be set at link time (-ldflags "-X .../buildinfo.version=v1.2.3")
-// by a release build; otherwise the module and VCS stamps decide.
+// by a release build; otherwise the build stamps decide.
 var version string
 
 var once = sync.OnceValue(func() string {
@@ -18,34 +18,34 @@ var once = sync.OnceValue(func() string {
 	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
+		return "devel"
 	}
-	v := bi.Main.Version
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "-dirty"
-			}
-		}
-	}
-	// "(devel)" is what `go build` in a checkout reports; the commit says
-	// more, and two binaries built from one checkout then agree.
-	if (v == "" || v == "(devel)") && rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		return "devel-" + rev + modified
-	}
-	if v == "" {
-		return "(devel)"
-	}
-	return v
+	return FromBuildInfo(bi)
 })
 
-// Version is this binary's version: the link-time version if any, the
-// module version for `go install`ed builds, else "devel-" and the commit.
+// Version is this binary's version: the link-time version if any, else
+// FromBuildInfo of its own build.
 func Version() string { return once() }
+
+// FromBuildInfo is the main module's version when the binary was built
+// from a tagged module (go install ...@v1.2.3), else "devel-" and the
+// first 12 hex digits of the VCS revision (so two binaries built from one
+// checkout agree), else "devel" (built with -buildvcs=false, or outside a
+// checkout).
+func FromBuildInfo(bi *debug.BuildInfo) string {
+	// "(devel)" is what the go command records for a main module built
+	// from its own source tree rather than fetched at a version.
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && s.Value != "" {
+			rev := s.Value
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			return "devel-" + rev
+		}
+	}
+	return "devel"
+}

@@ -1,11 +1,11 @@
-package cli
+package buildinfo
 
 import (
 	"runtime/debug"
 	"testing"
 )
 
-func TestBuildVersion(t *testing.T) {
+func TestFromBuildInfo(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		bi   debug.BuildInfo
@@ -17,11 +17,11 @@ func TestBuildVersion(t *testing.T) {
 		{"short revision", debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abc"}}}, "devel-abc"},
 		{"no vcs", debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel"},
 	} {
-		if got := version(&tc.bi); got != tc.want {
+		if got := FromBuildInfo(&tc.bi); got != tc.want {
 			t.Errorf("%s: version = %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if buildVersion() == "" {
-		t.Error("buildVersion() is empty")
+	if Version() == "" {
+		t.Error("Version() is empty")
 	}
 }
