@@ -24,26 +24,37 @@ type none struct{}
 // not fit.
 func (s *Server) methods() handler.Map {
 	return handler.Map{
-		api.MethodIdentity:    handler.New(s.identity),
-		api.MethodPeers:       handler.New(s.peers),
-		api.MethodConnect:     handler.New(s.connect),
-		api.MethodPing:        handler.New(s.ping),
-		api.MethodCreate:      handler.New(s.create),
-		api.MethodChannels:    handler.New(s.channels),
-		api.MethodInfo:        handler.New(s.info),
-		api.MethodInvite:      handler.New(s.invite),
-		api.MethodMembers:     handler.New(s.members),
-		api.MethodRemove:      handler.New(s.remove),
-		api.MethodLeave:       handler.New(s.leave),
-		api.MethodUpdate:      handler.New(s.update),
-		api.MethodInvitations: handler.New(s.invitations),
-		api.MethodAccept:      handler.New(s.accept),
-		api.MethodDecline:     handler.New(s.decline),
-		api.MethodSend:        handler.New(s.send),
-		api.MethodHistory:     handler.New(s.history),
-		api.MethodSubscribe:   handler.New(s.subscribe),
-		api.MethodUnsubscribe: handler.New(s.unsubscribe),
+		api.MethodIdentity:    typed(s.identity),
+		api.MethodPeers:       typed(s.peers),
+		api.MethodConnect:     typed(s.connect),
+		api.MethodPing:        typed(s.ping),
+		api.MethodCreate:      typed(s.create),
+		api.MethodChannels:    typed(s.channels),
+		api.MethodInfo:        typed(s.info),
+		api.MethodInvite:      typed(s.invite),
+		api.MethodMembers:     typed(s.members),
+		api.MethodRemove:      typed(s.remove),
+		api.MethodLeave:       typed(s.leave),
+		api.MethodUpdate:      typed(s.update),
+		api.MethodInvitations: typed(s.invitations),
+		api.MethodAccept:      typed(s.accept),
+		api.MethodDecline:     typed(s.decline),
+		api.MethodSend:        typed(s.send),
+		api.MethodHistory:     typed(s.history),
+		api.MethodSubscribe:   typed(s.subscribe),
+		api.MethodUnsubscribe: typed(s.unsubscribe),
 	}
+}
+
+// typed wraps a method: params must be a JSON object (the api's types
+// are objects; jrpc2 would otherwise map an array onto the fields by
+// position, so ["x"] would be read as a channel name).
+func typed(fn any) jrpc2.Handler {
+	fi, err := handler.Check(fn)
+	if err != nil {
+		panic(err) // a method's signature is a programming error
+	}
+	return fi.AllowArray(false).Wrap()
 }
 
 // rpcError is an api error response: code, message, data {"name": ...}.
