@@ -882,7 +882,7 @@ func TestSocketFile(t *testing.T) {
 		t.Fatalf("directory holds %d entries", len(ents))
 	}
 	// A daemon serves there: a second Listen refuses.
-	go func() {
+	go func(ln net.Listener) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -890,7 +890,7 @@ func TestSocketFile(t *testing.T) {
 			}
 			c.Close()
 		}
-	}()
+	}(ln)
 	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "already serving") {
 		t.Fatalf("second Listen: %v", err)
 	}
