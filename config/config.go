@@ -20,6 +20,12 @@ type Config struct {
 	DataDir string `toml:"-"`
 	// ConfigFile is the file Load read, or "" if there was none.
 	ConfigFile string `toml:"-"`
+	// Warnings are problems Load did not refuse: SPACEPANDA_ variables
+	// it does not know. The environment is ambient (a shell profile, a CI
+	// runner, another tool's variables), so a stray name there must not
+	// stop the daemon, but a misspelling should still be seen; the daemon
+	// logs each at startup.
+	Warnings []string `toml:"-"`
 
 	// Listen lists the libp2p multiaddrs to listen on. An empty list
 	// means p2p's defaults: every interface, on ports the system picks.

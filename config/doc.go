@@ -25,6 +25,9 @@
 //     where its bad value came from (file and line, variable or flag), and
 //     all problems are reported at once (the error is an errors.Join of
 //     [*Error]s);
+//   - logs each of [Config.Warnings] (unknown SPACEPANDA_ variables, which
+//     are not errors because the environment is not the user's to control
+//     alone);
 //   - creates DataDir itself: Load reads the disk but never writes it;
 //   - for `spacepandad config`, prints [Config.TOML], which Load reads back
 //     to the same Config.

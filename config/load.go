@@ -29,7 +29,8 @@ type Sources struct {
 	FlagLists map[string][]string
 	// Env is the environment in os.Environ form. SPACEPANDA_DATA_DIR and
 	// the SPACEPANDA_<KEY> variables are read; any other SPACEPANDA_
-	// variable is an error, since it is most likely a misspelling. When a
+	// variable is named in Config.Warnings, since it may be a
+	// misspelling, but is not an error (see Warnings). When a
 	// variable repeats, the first wins, as with os.Getenv.
 	Env []string
 	// DataDirFlag is --data-dir.
@@ -54,7 +55,8 @@ const (
 // environment and flags over Default, then validates the result. On error
 // the Config is the zero value and the error joins one *Error per problem.
 func Load(src Sources) (Config, error) {
-	env, errs := readEnv(src.Env)
+	env, unknown := readEnv(src.Env)
+	var errs []error
 
 	dataDir, err := resolveDataDir(src, env)
 	if err != nil {
@@ -95,6 +97,9 @@ func Load(src Sources) (Config, error) {
 		return Config{}, errors.Join(errs...)
 	}
 
+	for _, name := range unknown {
+		c.Warnings = append(c.Warnings, "env "+name+": unknown variable, ignored")
+	}
 	if c.Socket == "" {
 		c.Socket = filepath.Join(dataDir, socketName)
 		from["socket"] = "default (data dir " + dataDir + ")"
@@ -109,9 +114,10 @@ type environ struct {
 	vars map[string]string
 }
 
-func readEnv(list []string) (environ, []error) {
+// readEnv returns the SPACEPANDA_ variables and, sorted, the names of those
+// that are neither a key's variable nor SPACEPANDA_DATA_DIR.
+func readEnv(list []string) (environ, []string) {
 	e := environ{vars: make(map[string]string)}
-	var errs []error
 	var unknown []string
 	for _, kv := range list {
 		name, val, ok := strings.Cut(kv, "=")
@@ -127,10 +133,7 @@ func readEnv(list []string) (environ, []error) {
 		}
 	}
 	sort.Strings(unknown)
-	for _, name := range unknown {
-		errs = append(errs, &Error{Key: name, Source: "env " + name, Err: errors.New("unknown variable")})
-	}
-	return e, errs
+	return e, unknown
 }
 
 func knownEnv(name string) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spacepanda/spacepanda/internal/proctest"
 )
 
 // TestREADMEWalkthrough runs the README's two-daemon walkthrough as
@@ -54,6 +56,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", src)
+	cmd.Env = proctest.Environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("walkthrough failed: %v\nscript:\n%s\noutput:\n%s", err, src, out)

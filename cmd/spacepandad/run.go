@@ -150,6 +150,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 
 func daemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: " + w)
+	}
 	// 0700: the directory holds the node's private keys and its socket.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)

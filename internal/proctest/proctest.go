@@ -59,6 +59,19 @@ type Daemon struct {
 	stderr *bytes.Buffer
 }
 
+// Environ is os.Environ without SPACEPANDA_ variables, so that a test's
+// daemons and CLI see only the settings the test gives them, not the
+// developer's shell or the CI runner's.
+func Environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SPACEPANDA_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // New makes a daemon that is not started yet.
 func New(t testing.TB, name string, args ...string) *Daemon {
 	dir := t.TempDir()
@@ -74,7 +87,7 @@ func (d *Daemon) Start(ctx context.Context) {
 	bin := Binaries(d.t)
 	args := append([]string{"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--settle-window", "300ms"}, d.Args...)
 	cmd := exec.Command(filepath.Join(bin, "spacepandad"), args...)
-	cmd.Env = append(os.Environ(), "SPACEPANDA_LOG_LEVEL=warn")
+	cmd.Env = append(Environ(), "SPACEPANDA_LOG_LEVEL=warn")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		d.t.Fatal(err)
@@ -131,6 +144,7 @@ func (d *Daemon) signal(sig syscall.Signal) {
 func (d *Daemon) Run(ctx context.Context, stdin string, args ...string) ([]byte, int) {
 	d.t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(Binaries(d.t), "spacepanda"), append([]string{"--socket", d.Socket, "--json"}, args...)...)
+	cmd.Env = Environ()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
