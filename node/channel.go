@@ -28,6 +28,9 @@ const (
 	maxCommitTries = 8
 	// sendBatch caps the sends written in one synced batch.
 	sendBatch = 256
+	// recvBatch caps the received application messages decrypted before
+	// one synced write.
+	recvBatch = 256
 )
 
 // channel is one MLS group and its topic. Its state belongs to run's
@@ -67,6 +70,36 @@ type channel struct {
 	// selfRemoving are the leaves that proposed their own removal in this
 	// epoch, so that a commit removing them reads as a leave.
 	selfRemoving map[uint32]bool
+	// pending is received application messages decrypted but not yet
+	// written (see flush).
+	pending pendingBatch
+}
+
+// pendingBatch is what a run of received application messages leaves for
+// one synced write: one fsync for a burst instead of one per message,
+// which is what bounded a receiver's throughput. It never outlives one
+// pass of run's loop (run flushes at the end of each, and every step that
+// is not a batched message flushes first), so ops, sends, commits and
+// readers of the snapshot only ever see persisted state, and nothing of
+// the batch (no event, no cursor) is visible before it is on disk.
+type pendingBatch struct {
+	work    *mlsgroup.Group // the state after the batch; nil: empty
+	logs    []logItem
+	senders []peer.ID // of each log record
+	cursors map[peer.ID][]byte
+	hashes  map[[32]byte]bool
+}
+
+func (p *pendingBatch) empty() bool { return p.work == nil && len(p.cursors) == 0 }
+
+func (p *pendingBatch) addCursor(m inbound) {
+	if m.cursor == nil {
+		return
+	}
+	if p.cursors == nil {
+		p.cursors = make(map[peer.ID][]byte)
+	}
+	p.cursors[m.from] = m.cursor
 }
 
 // snapshot is what readers off the loop see of a channel.
@@ -204,7 +237,13 @@ func (c *channel) stop() {
 func (c *channel) do(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	select {
-	case c.ops <- func() { done <- f() }:
+	case c.ops <- func() {
+		err := f()
+		if ferr := c.flush(); err == nil {
+			err = ferr
+		}
+		done <- err
+	}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.ctx.Done():
@@ -238,14 +277,68 @@ func (c *channel) run() {
 		case r := <-c.sends:
 			c.handleSends(r)
 		case m := <-c.inbound:
-			err := c.process(m)
-			if m.done != nil {
-				m.done <- err
+			c.receive(m)
+			// Take what else has arrived into the same write.
+			for n := 1; n < recvBatch; n++ {
+				select {
+				case m := <-c.inbound:
+					c.receive(m)
+					continue
+				default:
+				}
+				break
 			}
 		case <-c.settleC:
 			c.settle()
 		}
+		if err := c.flush(); err != nil && c.ctx.Err() == nil {
+			c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
+		}
 	}
+}
+
+func (c *channel) receive(m inbound) {
+	err := c.process(m)
+	if m.done != nil {
+		m.done <- err
+	}
+}
+
+// cur is the group as the next received message sees it: the persisted
+// one, or the state after the pending batch.
+func (c *channel) cur() *mlsgroup.Group {
+	if c.pending.work != nil {
+		return c.pending.work
+	}
+	return c.group
+}
+
+// flush writes the pending batch in one step, then takes its state and
+// emits its events. On a failed write nothing of the batch is on disk or
+// out: the state stays the persisted one, which still holds the batch's
+// keys, and since no cursor moved either, sync brings the messages again.
+func (c *channel) flush() error {
+	p := c.pending
+	if p.empty() {
+		return nil
+	}
+	c.pending = pendingBatch{}
+	s := step{group: p.work, logs: p.logs}
+	for from, cu := range p.cursors {
+		s.cursors = append(s.cursors, cursorItem{peer: from, cursor: cu})
+	}
+	seqs, err := c.n.writeStep(c.id, s)
+	if err != nil {
+		return err
+	}
+	if p.work != nil {
+		c.setGroup(p.work)
+	}
+	for i, l := range p.logs {
+		msg := c.messageOf(seqs[i], l.rec)
+		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: l.rec.Epoch, Peer: p.senders[i], Message: &msg})
+	}
+	return nil
 }
 
 // read hands the topic's messages to the loop. The node's own come back
@@ -347,20 +440,27 @@ func (c *channel) info() ChannelInfo { return c.snap.Load().info }
 // held until its epoch comes.
 func (c *channel) process(m inbound) error {
 	h := sha256.Sum256(m.data)
+	info, ierr := mlsgroup.InspectMessage(m.data)
+	// Only an application message of an epoch reached joins the pending
+	// batch; anything else is written in order after it.
+	if ierr != nil || info.Kind != mlsgroup.KindApplication || info.Epoch > c.group.Epoch() {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
 	if seen, err := c.seen(h); err != nil || seen {
-		if err == nil && m.cursor != nil {
-			_, err = c.n.writeStep(c.id, step{cursor: &cursorItem{peer: m.from, cursor: m.cursor}})
+		if err == nil {
+			c.pending.addCursor(m)
 		}
 		return err
 	}
-	info, err := mlsgroup.InspectMessage(m.data)
-	if err != nil || !bytes.Equal(info.GroupID, c.id) {
+	if ierr != nil || !bytes.Equal(info.GroupID, c.id) {
 		return c.skip(m, fmt.Errorf("node: message for another channel or malformed"))
 	}
-	if !c.group.Active() {
+	if !c.cur().Active() {
 		return c.skip(m, nil)
 	}
-	cur := c.group.Epoch()
+	cur := c.cur().Epoch()
 	if info.Epoch > cur {
 		if !m.sync {
 			// A later epoch means this member missed its commit.
@@ -394,7 +494,7 @@ func (c *channel) process(m inbound) error {
 			return c.skip(m, nil)
 		}
 		rec := logRecord{Kind: logProposal, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
-		if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursor: cursorOf(m)}); err != nil {
+		if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
 			return err
 		}
 		c.setGroup(eff.Group)
@@ -412,62 +512,61 @@ func (c *channel) process(m inbound) error {
 		if info.Epoch < c.joinedEpoch {
 			return c.skip(m, nil) // from before this member joined
 		}
-		eff, err := c.group.Process(m.data)
+		eff, err := c.cur().Process(m.data)
 		if err != nil {
 			c.n.cfg.Logger.Debug("message refused", "channel", ChannelID(c.id), "err", err)
 			return c.skip(m, nil)
 		}
-		rec := logRecord{Kind: logApplication, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
+		rec := &logRecord{Kind: logApplication, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
 		var sender peer.ID
 		if mb, ok := eff.Group.Member(eff.Sender.LeafIndex); ok {
 			sender, _ = peerOfMember(mb)
 		}
+		p := &c.pending
+		p.work = eff.Group
+		p.addCursor(m)
 		env, perr := parseEnvelope(eff.Plaintext)
-		s := step{group: eff.Group, cursor: cursorOf(m)}
-		if perr == nil && sender != "" {
-			rec.Sender, rec.Envelope = []byte(sender), env
-			s.logs = []logItem{{hash: h, rec: &rec}}
-		} else {
+		if perr != nil || sender == "" {
 			// The key is spent either way; only the state moves on.
 			c.n.cfg.Logger.Debug("message without a valid envelope", "channel", ChannelID(c.id))
+			return nil
 		}
-		seqs, err := c.n.writeStep(c.id, s)
-		if err != nil {
-			return err
+		rec.Sender, rec.Envelope = []byte(sender), env
+		p.logs = append(p.logs, logItem{hash: h, rec: rec})
+		p.senders = append(p.senders, sender)
+		if p.hashes == nil {
+			p.hashes = make(map[[32]byte]bool)
 		}
-		c.setGroup(eff.Group)
-		if len(seqs) == 1 {
-			msg := c.messageOf(seqs[0], &rec)
-			c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: rec.Epoch, Peer: sender, Message: &msg})
-		}
+		p.hashes[h] = true
 		return nil
 	}
 	return c.skip(m, nil)
 }
 
 // skip records a sync cursor past an entry that changes nothing here.
+// The cursor joins the pending batch, so that it is never on disk before
+// an entry it passes.
 func (c *channel) skip(m inbound, reason error) error {
-	if m.cursor != nil {
-		if _, err := c.n.writeStep(c.id, step{cursor: &cursorItem{peer: m.from, cursor: m.cursor}}); err != nil {
-			return err
-		}
-	}
+	c.pending.addCursor(m)
 	if reason != nil && !m.sync {
 		return reason
 	}
 	return nil
 }
 
-func cursorOf(m inbound) *cursorItem {
+func cursorOf(m inbound) []cursorItem {
 	if m.cursor == nil {
 		return nil
 	}
-	return &cursorItem{peer: m.from, cursor: m.cursor}
+	return []cursorItem{{peer: m.from, cursor: m.cursor}}
 }
 
 // seen says whether a message is in the log or among the candidates.
 func (c *channel) seen(h [32]byte) (bool, error) {
 	if _, ok := c.candidates[h]; ok {
+		return true, nil
+	}
+	if c.pending.hashes[h] {
 		return true, nil
 	}
 	return c.n.inLog(c.id, h)
@@ -533,7 +632,7 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 		c.queueWelcomes(eff)
 	}
 	rec := logRecord{Kind: logCommit, Epoch: eff.Epoch, Message: data, ReceivedAt: c.nowMillis()}
-	if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursor: cursorOf(m)}); err != nil {
+	if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
 		return err
 	}
 	clear(c.candidates)

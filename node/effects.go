@@ -19,8 +19,8 @@ type step struct {
 	consumed []byte
 	// logs are records appended to the channel's log.
 	logs []logItem
-	// cursor advances a sync cursor past the entry the step processed.
-	cursor *cursorItem
+	// cursors advance sync cursors past the entries the step processed.
+	cursors []cursorItem
 	// invitation is a pending invitation the step settles (accepted).
 	invitation []byte
 }
@@ -55,8 +55,8 @@ func (n *Node) writeStep(channel []byte, s step) ([]uint64, error) {
 	for _, l := range s.logs {
 		b.AppendLog(channel, l.hash[:], l.rec.marshal())
 	}
-	if s.cursor != nil {
-		b.PutSyncCursor(channel, []byte(s.cursor.peer), s.cursor.cursor)
+	for _, cu := range s.cursors {
+		b.PutSyncCursor(channel, []byte(cu.peer), cu.cursor)
 	}
 	if s.invitation != nil {
 		b.DeleteInvitation(s.invitation)

@@ -164,9 +164,21 @@ func (n *Node) validation() mlsgroup.ValidationOptions {
 	return mlsgroup.ValidationOptions{Credentials: keypkgdir.CredentialValidator}
 }
 
+// lateWindow is how many generations behind a sender's newest message a
+// skipped one stays decryptable. mlsgroup's default (32) suits a network
+// that reorders; this one also loses messages, and a lost message comes
+// back only through sync, a round trip or an interval later, by when the
+// sender may be hundreds of messages on: with 32, every such message was
+// undecryptable once it arrived, so sync fetched it and dropped it. The
+// cost is bounded and paid only for real gaps: a key and nonce per skipped
+// generation (about 50 bytes), and forward secrecy for those messages
+// until they arrive or fall out of the window (RFC 9420 §9.2 leaves the
+// retention to the application).
+const lateWindow = 1024
+
 // mlsConfig hands mlsgroup the node's one provider.
 func (n *Node) mlsConfig() mlsgroup.Config {
-	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation()}
+	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), MaxGenerationsBehind: lateWindow}
 }
 
 // loadIdentity loads the node's libp2p key and MLS signer from the store,

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +60,10 @@ type Daemon struct {
 	stderr *bytes.Buffer
 }
 
+// logName is the file in a daemon's data directory that collects its
+// stderr over every start, for the failure report.
+const logName = "daemon.log"
+
 // Environ is os.Environ without SPACEPANDA_ variables, so that a test's
 // daemons and CLI see only the settings the test gives them, not the
 // developer's shell or the CI runner's.
@@ -76,7 +81,12 @@ func Environ() []string {
 func New(t testing.TB, name string, args ...string) *Daemon {
 	dir := t.TempDir()
 	d := &Daemon{t: t, Name: name, Dir: dir, Socket: filepath.Join(dir, "spacepanda.sock"), Args: args}
-	t.Cleanup(d.Kill)
+	t.Cleanup(func() {
+		d.Kill()
+		if t.Failed() {
+			d.reportLog()
+		}
+	})
 	return d
 }
 
@@ -87,13 +97,22 @@ func (d *Daemon) Start(ctx context.Context) {
 	bin := Binaries(d.t)
 	args := append([]string{"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--settle-window", "300ms"}, d.Args...)
 	cmd := exec.Command(filepath.Join(bin, "spacepandad"), args...)
-	cmd.Env = append(Environ(), "SPACEPANDA_LOG_LEVEL=warn")
+	level := os.Getenv("SPACEPANDA_TEST_LOG_LEVEL")
+	if level == "" {
+		level = "warn"
+	}
+	cmd.Env = append(Environ(), "SPACEPANDA_LOG_LEVEL="+level)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.stderr = new(bytes.Buffer)
-	cmd.Stderr = d.stderr
+	logf, err := os.OpenFile(filepath.Join(d.Dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "--- start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd.Stderr = io.MultiWriter(d.stderr, logf)
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -107,6 +126,7 @@ func (d *Daemon) Start(ctx context.Context) {
 			}
 		}
 		cmd.Wait()
+		logf.Close()
 		close(exited)
 	}()
 	d.mu.Lock()
@@ -119,6 +139,20 @@ func (d *Daemon) Start(ctx context.Context) {
 	case <-ctx.Done():
 		d.t.Fatalf("%s: spacepandad not serving: %v", d.Name, ctx.Err())
 	}
+}
+
+// reportLog logs the tail of the daemon's stderr over all its starts.
+// SPACEPANDA_TEST_LOG_LEVEL=debug makes it say more.
+func (d *Daemon) reportLog() {
+	b, err := os.ReadFile(filepath.Join(d.Dir, logName))
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	d.t.Logf("%s: the last %d lines of spacepandad's stderr:\n%s", d.Name, len(lines), strings.Join(lines, "\n"))
 }
 
 // Kill sends SIGKILL and waits for the process to end.

@@ -1,0 +1,55 @@
+package node_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/spacepanda/spacepanda/node/nodetest"
+)
+
+// TestLostMessageRecoveredLate: a message the network lost comes back
+// through sync only after many later ones from the same sender were read
+// (a burst, a restart). Its key must still be there: with mlsgroup's
+// default window of 32 generations it was not, and sync fetched the
+// message only to drop it.
+func TestLostMessageRecoveredLate(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "late", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, bob)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+
+	const later = 200
+	var sealed [][]byte
+	for i := range later + 1 {
+		m, err := alice.SealUnsent(ctx, info.ID, fmt.Sprintf("m%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, m)
+	}
+	for _, m := range sealed[1:] {
+		if err := bob.Deliver(ctx, info.ID, alice.ID(), m, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.Deliver(ctx, info.ID, alice.ID(), sealed[0], true); err != nil {
+		t.Fatal(err)
+	}
+	h := bob.History(info.ID)
+	got := map[string]bool{}
+	for _, m := range h {
+		got[m.Body] = true
+	}
+	for i := range later + 1 {
+		if !got[fmt.Sprintf("m%d", i)] {
+			t.Fatalf("bob lacks m%d of %d (history %d)", i, later+1, len(h))
+		}
+	}
+}
