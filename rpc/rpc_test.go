@@ -567,13 +567,6 @@ func pair(t testing.TB, tuneBob func(*Server)) (ca, cb *client.Client, fb *fixtu
 }
 
 func TestSubscribeFromCursor(t *testing.T) {
-	if os.Getenv("SPACEPANDA_KNOWN_DEFECTS") == "" {
-		// Open defect: replaying from a cursor while sends run at once
-		// delivered an event with cursor 14 before 11. The node's broker,
-		// the server's queue and jrpc2's client each deliver in order, so
-		// where it comes from is not known yet; set the variable to run it.
-		t.Skip("known open defect (ordering of a replay under concurrent sends); SPACEPANDA_KNOWN_DEFECTS=1 runs it")
-	}
 	ctx := ctxT(t)
 	c, cb, _ := pair(t, nil)
 	all := subscribe(t, cb, api.SubscribeParams{Cursor: "0"})

@@ -9,12 +9,12 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"syscall"
 
 	"github.com/creachadair/jrpc2"
@@ -50,14 +50,20 @@ type Client struct {
 	path string
 	conn net.Conn
 	rpc  *jrpc2.Client
-
-	mu     sync.Mutex
-	notify func(*jrpc2.Request) // set on a subscription's own connection
-	done   chan struct{}        // closed when the connection stops
 }
 
 // Dial connects to the daemon's socket.
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	conn, err := dial(ctx, socketPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{path: socketPath, conn: conn}
+	c.rpc = jrpc2.NewClient(channel.Line(conn, conn), nil)
+	return c, nil
+}
+
+func dial(ctx context.Context, socketPath string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
@@ -66,19 +72,7 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", socketPath, err)
 	}
-	c := &Client{path: socketPath, conn: conn, done: make(chan struct{})}
-	c.rpc = jrpc2.NewClient(channel.Line(conn, conn), &jrpc2.ClientOptions{
-		OnNotify: func(r *jrpc2.Request) {
-			c.mu.Lock()
-			f := c.notify
-			c.mu.Unlock()
-			if f != nil {
-				f(r)
-			}
-		},
-		OnStop: func(*jrpc2.Client, error) { close(c.done) },
-	})
-	return c, nil
+	return conn, nil
 }
 
 // Close closes the connection.
@@ -243,31 +237,81 @@ func (c *Client) History(ctx context.Context, p api.HistoryParams) ([]api.Messag
 // ends (then it returns ctx.Err()) or the daemon closes the connection
 // (ErrDisconnected). fn must keep up: a subscriber that leaves
 // api.MaxPendingNotifies events unread is disconnected.
+//
+// The connection is read line by line here rather than through jrpc2's
+// client, whose OnNotify may run notifications out of order (it hands each
+// line it reads to a goroutine of its own); the daemon writes them in
+// order, and a replay from a cursor is only gap-free if they are read so.
+// On this connection only the subscribe request is ever sent, so its
+// first line is that request's response and every later one a
+// notification.
 func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error {
-	sc, err := Dial(ctx, c.path)
+	conn, err := dial(ctx, c.path)
 	if err != nil {
 		return err
 	}
-	defer sc.Close()
-	sc.mu.Lock()
-	sc.notify = func(r *jrpc2.Request) {
-		if r.Method() != api.NotifyEvent {
-			return
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	req, err := json.Marshal(struct {
+		JSONRPC string              `json:"jsonrpc"`
+		ID      int                 `json:"id"`
+		Method  string              `json:"method"`
+		Params  api.SubscribeParams `json:"params"`
+	}{"2.0", 1, api.MethodSubscribe, p})
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return ctxOr(ctx, fmt.Errorf("client: subscribe: %w", err))
+	}
+	sc := bufio.NewScanner(conn)
+	// A notification holds at most one message of api.MaxTextBytes, which
+	// JSON escaping can make six times longer; the rest is small.
+	sc.Buffer(make([]byte, 0, 64<<10), 8*api.MaxTextBytes+64<<10)
+	first := true
+	for sc.Scan() {
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+			Error  *struct {
+				Code    int             `json:"code"`
+				Message string          `json:"message"`
+				Data    json.RawMessage `json:"data"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("client: subscribe: a line that is not JSON-RPC: %w", err)
+		}
+		if first {
+			first = false
+			if m.Error != nil {
+				return convert(&jrpc2.Error{Code: jrpc2.Code(m.Error.Code), Message: m.Error.Message, Data: m.Error.Data})
+			}
+			continue
+		}
+		if m.Method != api.NotifyEvent {
+			continue
 		}
 		var e api.Event
-		if r.UnmarshalParams(&e) == nil {
+		if json.Unmarshal(m.Params, &e) == nil {
 			fn(e)
 		}
 	}
-	sc.mu.Unlock()
-	var res api.SubscribeResult
-	if err := sc.call(ctx, api.MethodSubscribe, p, &res); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		return ctx.Err()
-	case <-sc.done:
-		return ErrDisconnected
 	}
+	if err := sc.Err(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("client: subscription: %w", err)
+	}
+	return ErrDisconnected
+}
+
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
