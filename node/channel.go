@@ -341,6 +341,19 @@ func (c *channel) flush() error {
 	return nil
 }
 
+// errUnflushed guards the rule that makes batching safe: a step computed
+// from c.group must not be written while a batch computed from the same
+// state is pending, or one of the two would overwrite the other.
+var errUnflushed = errors.New("node: internal: a step written over a pending batch")
+
+// write writes a step computed from c.group; its caller flushed first.
+func (c *channel) write(s step) ([]uint64, error) {
+	if !c.pending.empty() {
+		return nil, errUnflushed
+	}
+	return c.n.writeStep(c.id, s)
+}
+
 // read hands the topic's messages to the loop. The node's own come back
 // first (gossipsub delivers them locally), and it has them already.
 func (c *channel) read() {
@@ -494,7 +507,7 @@ func (c *channel) process(m inbound) error {
 			return c.skip(m, nil)
 		}
 		rec := logRecord{Kind: logProposal, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
-		if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
+		if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
 			return err
 		}
 		c.setGroup(eff.Group)
@@ -593,6 +606,10 @@ func (c *channel) offer(data []byte) {
 // candidates picks the same one, whatever order they came in.
 func (c *channel) settle() {
 	c.settleC, c.settleTimer = nil, nil
+	if err := c.flush(); err != nil {
+		c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
+		return
+	}
 	hashes := make([][32]byte, 0, len(c.candidates))
 	for h := range c.candidates {
 		hashes = append(hashes, h)
@@ -620,6 +637,9 @@ func (c *channel) settle() {
 // applyCommit processes a commit for the current epoch and takes the
 // epoch it starts.
 func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
 	eff, err := c.group.Process(data)
 	if err != nil {
 		return c.skip(m, err)
@@ -632,7 +652,7 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 		c.queueWelcomes(eff)
 	}
 	rec := logRecord{Kind: logCommit, Epoch: eff.Epoch, Message: data, ReceivedAt: c.nowMillis()}
-	if _, err := c.n.writeStep(c.id, step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
+	if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
 		return err
 	}
 	clear(c.candidates)
@@ -734,6 +754,10 @@ func (c *channel) advance() {
 			c.n.cfg.Logger.Debug("held message", "channel", ChannelID(c.id), "err", err)
 		}
 	}
+	// What follows computes steps from c.group.
+	if err := c.flush(); err != nil {
+		c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
+	}
 	if c.leaving && c.group.Active() && c.group.PendingProposals() == 0 && !c.group.HasStagedCommit() {
 		c.proposeLeave()
 	}
@@ -775,6 +799,9 @@ func (c *channel) next() {
 // startIntent makes the commit for a piece of work, persists the staged
 // state and publishes the commit.
 func (c *channel) startIntent(it *intent) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
 	var opts mlsgroup.CommitOptions
 	snap := c.snap.Load()
 	switch it.kind {
@@ -801,7 +828,7 @@ func (c *channel) startIntent(it *intent) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.n.writeStep(c.id, step{group: eff.Group}); err != nil {
+	if _, err := c.write(step{group: eff.Group}); err != nil {
 		return err
 	}
 	c.setGroup(eff.Group)
@@ -874,11 +901,14 @@ func (c *channel) scheduleCommitPending(proposer uint32) {
 // proposeLeave proposes this member's removal (a member cannot commit its
 // own removal, RFC 9420 §12.1.3); another member commits it.
 func (c *channel) proposeLeave() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
 	eff, err := c.group.Propose(mlsgroup.RemoveProposal(c.group.LeafIndex()), mlsgroup.ProposeOptions{})
 	if err != nil {
 		return err
 	}
-	if _, err := c.n.writeStep(c.id, step{group: eff.Group}); err != nil {
+	if _, err := c.write(step{group: eff.Group}); err != nil {
 		return err
 	}
 	c.leaving = true
@@ -889,7 +919,7 @@ func (c *channel) proposeLeave() error {
 
 // persistState writes a state with no other effect.
 func (c *channel) persistState(g *mlsgroup.Group) {
-	if _, err := c.n.writeStep(c.id, step{group: g}); err != nil {
+	if _, err := c.write(step{group: g}); err != nil {
 		c.n.cfg.Logger.Error("persisting state", "channel", ChannelID(c.id), "err", err)
 		return
 	}
@@ -914,6 +944,12 @@ func (c *channel) handleSends(first *sendReq) {
 }
 
 func (c *channel) sendAll(reqs []*sendReq) {
+	if err := c.flush(); err != nil {
+		for _, r := range reqs {
+			r.done <- sendResult{err: err}
+		}
+		return
+	}
 	g := c.group
 	var (
 		items []logItem
@@ -943,7 +979,7 @@ func (c *channel) sendAll(reqs []*sendReq) {
 	if len(done) == 0 {
 		return
 	}
-	seqs, err := c.n.writeStep(c.id, step{group: g, logs: items})
+	seqs, err := c.write(step{group: g, logs: items})
 	if err != nil {
 		for _, r := range done {
 			r.done <- sendResult{err: err}
