@@ -65,7 +65,9 @@ type channel struct {
 	queue       []*intent // commit work waiting for the staged one
 	held        []*sendReq
 	leaving     bool
-	joinedEpoch uint64
+	// resync asks for a sync round once the epoch settles: a sync was
+	// stopped at an entry that has to wait for it (see holdSync).
+	resync bool
 	fallback    *time.Timer
 	// selfRemoving are the leaves that proposed their own removal in this
 	// epoch, so that a commit removing them reads as a leave.
@@ -161,7 +163,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 		n: n, id: bytes.Clone(g.GroupID()),
 		ops: make(chan func()), kick: make(chan struct{}, 1), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
 		pubq: make(chan []byte, 4096), candidates: make(map[[32]byte][]byte),
-		group: g, joinedEpoch: g.Epoch(),
+		group: g,
 	}
 	c.ctx, c.cancel = context.WithCancel(n.ctx)
 	c.meta = metaOf(g)
@@ -475,15 +477,16 @@ func (c *channel) process(m inbound) error {
 	}
 	cur := c.cur().Epoch()
 	if info.Epoch > cur {
-		if !m.sync {
-			// A later epoch means this member missed its commit.
-			c.requestSync()
+		if m.sync {
+			return c.holdSync()
 		}
+		// A later epoch means this member missed its commit.
+		c.requestSync()
 		if len(c.future) < maxFuture {
 			c.future = append(c.future, m)
-			return nil
 		}
-		return c.skip(m, nil)
+		// Dropped when full: no cursor moved, and sync brings it again.
+		return nil
 	}
 	switch info.Kind {
 	case mlsgroup.KindCommit:
@@ -496,7 +499,10 @@ func (c *channel) process(m inbound) error {
 			return c.applyCommit(m.data, h, m)
 		}
 		c.offer(m.data)
-		return c.skip(m, nil)
+		if m.sync {
+			return c.holdSync()
+		}
+		return nil
 	case mlsgroup.KindProposal:
 		if info.Epoch < cur {
 			return c.skip(m, nil)
@@ -522,9 +528,10 @@ func (c *channel) process(m inbound) error {
 		c.scheduleCommitPending(eff.Sender.LeafIndex)
 		return nil
 	case mlsgroup.KindApplication:
-		if info.Epoch < c.joinedEpoch {
-			return c.skip(m, nil) // from before this member joined
-		}
+		// A message from before this member joined fails here, as it
+		// has no keys for that epoch. (An epoch compared with the one
+		// the channel was opened at dropped, after a restart, every
+		// message of the epochs between the join and the restart.)
 		eff, err := c.cur().Process(m.data)
 		if err != nil {
 			c.n.cfg.Logger.Debug("message refused", "channel", ChannelID(c.id), "err", err)
@@ -554,6 +561,19 @@ func (c *channel) process(m inbound) error {
 		return nil
 	}
 	return c.skip(m, nil)
+}
+
+// errHeld stops a sync from a member at an entry that cannot be applied
+// yet (its epoch is not reached, or its commit has to settle).
+var errHeld = errors.New("node: sync entry held for a later epoch")
+
+// holdSync stops the sync in progress before an entry that can only wait
+// in memory: a cursor past it would be on disk while the entry is not,
+// and a crash would lose it for good. The round that follows the epoch's
+// settling fetches it again, from the same cursor.
+func (c *channel) holdSync() error {
+	c.resync = true
+	return errHeld
 }
 
 // skip records a sync cursor past an entry that changes nothing here.
@@ -741,6 +761,10 @@ func (c *channel) advance() {
 			c.pch.Close()
 		}
 		return
+	}
+	if c.resync {
+		c.resync = false
+		c.requestSync()
 	}
 	future := c.future
 	c.future = nil
@@ -1070,6 +1094,9 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			}
 		})
 		cancel()
+		if errors.Is(err, errHeld) {
+			continue // the round after the epoch settles goes on from here
+		}
 		if err != nil && ctx.Err() == nil {
 			failed++
 			c.n.cfg.Logger.Info("catching up", "channel", ChannelID(c.id), "peer", m.Peer, "err", err)

@@ -53,3 +53,40 @@ func TestLostMessageRecoveredLate(t *testing.T) {
 		}
 	}
 }
+
+// TestLateMessageAfterRestart: a message of an earlier epoch, still
+// retained (RFC 9420 §15.3 lets a member read late messages of past
+// epochs it kept), reaches a member that restarted in a later epoch. It
+// was dropped as "from before this member joined", since the node took
+// the epoch it reopened the channel at for the epoch it joined at.
+func TestLateMessageAfterRestart(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "restart", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, bob)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+
+	late, err := alice.SealUnsent(ctx, info.ID, "sent before the update")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Update(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+	bob.Restart()
+	if err := bob.Deliver(ctx, info.ID, alice.ID(), late, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range bob.History(info.ID) {
+		if m.Body == "sent before the update" {
+			return
+		}
+	}
+	t.Fatal("bob dropped a retained epoch's message after his restart")
+}
