@@ -67,11 +67,14 @@ type channel struct {
 	leaving     bool
 	// resync asks for a sync round once the epoch settles: a sync was
 	// stopped at an entry that has to wait for it (see holdSync).
-	resync bool
-	fallback    *time.Timer
+	resync   bool
+	fallback *time.Timer
 	// selfRemoving are the leaves that proposed their own removal in this
 	// epoch, so that a commit removing them reads as a leave.
 	selfRemoving map[uint32]bool
+	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
+	peerCache      map[uint32]peer.ID
+	peerCacheEpoch uint64
 	// pending is received application messages decrypted but not yet
 	// written (see flush).
 	pending pendingBatch
@@ -538,10 +541,7 @@ func (c *channel) process(m inbound) error {
 			return c.skip(m, nil)
 		}
 		rec := &logRecord{Kind: logApplication, Epoch: info.Epoch, Message: m.data, ReceivedAt: c.nowMillis()}
-		var sender peer.ID
-		if mb, ok := eff.Group.Member(eff.Sender.LeafIndex); ok {
-			sender, _ = peerOfMember(mb)
-		}
+		sender := c.senderPeer(eff.Group, eff.Sender.LeafIndex)
 		p := &c.pending
 		p.work = eff.Group
 		p.addCursor(m)
@@ -561,6 +561,25 @@ func (c *channel) process(m inbound) error {
 		return nil
 	}
 	return c.skip(m, nil)
+}
+
+// senderPeer is the peer a leaf's credential binds to. Checking the
+// binding is an Ed25519 verification, which was a fifth of a receiver's
+// CPU when done per message; leaves change only with commits, so the
+// answer is kept for the epoch (and a leaf whose binding fails stays "").
+func (c *channel) senderPeer(g *mlsgroup.Group, leaf uint32) peer.ID {
+	if c.peerCache == nil || c.peerCacheEpoch != g.Epoch() {
+		c.peerCache, c.peerCacheEpoch = make(map[uint32]peer.ID), g.Epoch()
+	}
+	if p, ok := c.peerCache[leaf]; ok {
+		return p
+	}
+	var p peer.ID
+	if mb, ok := g.Member(leaf); ok {
+		p, _ = peerOfMember(mb)
+	}
+	c.peerCache[leaf] = p
+	return p
 }
 
 // errHeld stops a sync from a member at an entry that cannot be applied

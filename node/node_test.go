@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
 	"github.com/spacepanda/spacepanda/keypkgdir"
 	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
@@ -285,8 +287,14 @@ func TestOfflineMemberCatchesUp(t *testing.T) {
 // TestRestartAll: every node restarted mid-conversation resumes with all
 // history and keeps talking.
 func TestRestartAll(t *testing.T) {
+	t.Run("loopback", func(t *testing.T) { testRestartAll(t, nodetest.NewLoopback(t)) })
+	// The testnet restarts nodes on mocknet, where a host cannot be made
+	// again for the same key.
+	t.Run("mocknet", func(t *testing.T) { testRestartAll(t, nodetest.NewMocknet(t, mocknet.LinkOptions{})) })
+}
+
+func testRestartAll(t *testing.T, c *nodetest.Cluster) {
 	ctx := testContext(t, 2*time.Minute)
-	c := nodetest.NewLoopback(t)
 	alice, bob := c.Add("alice"), c.Add("bob")
 	bob.PublishKeyPackages(ctx)
 	info, err := alice.CreateChannel(ctx, "restart", "")

@@ -129,12 +129,14 @@ func (p *Peer) Start() {
 			if err != nil {
 				return nil, err
 			}
+			if h := mn.Host(peerOf(key)); h != nil {
+				// A restart: mocknet cannot forget a peer, so the host
+				// outlives the node (see restartable).
+				return restartable{h}, nil
+			}
 			h, err := mn.AddPeer(key, addr)
 			if err != nil {
-				// A restarted node has the same key; mocknet knows it.
-				if h = mn.Host(peerOf(key)); h == nil {
-					return nil, err
-				}
+				return nil, err
 			}
 			for _, other := range mn.Peers() {
 				if other != h.ID() && len(mn.LinksBetweenPeers(h.ID(), other)) == 0 {
@@ -144,7 +146,7 @@ func (p *Peer) Start() {
 				}
 			}
 			mn.SetLinkDefaults(p.c.Links)
-			return h, nil
+			return restartable{h}, nil
 		}
 	}
 	if p.c.Configure != nil {
@@ -175,6 +177,28 @@ func (p *Peer) Start() {
 		}
 	}()
 	t.Cleanup(p.Stop)
+}
+
+// restartable is a mocknet host whose Close ends what a process exit
+// would (its connections, and the protocols the node registered) but not
+// the host: mocknet has no way to remove a peer, and AddPeer refuses a
+// key it has seen, so a node restarted on mocknet gets the same host back.
+type restartable struct{ host.Host }
+
+// hostProtocols are the basic host's own protocols, which a node does not
+// register and a restart must keep.
+var hostProtocols = map[string]bool{"/ipfs/id/1.0.0": true, "/ipfs/id/push/1.0.0": true, "/ipfs/ping/1.0.0": true}
+
+func (h restartable) Close() error {
+	for _, pid := range h.Mux().Protocols() {
+		if !hostProtocols[string(pid)] {
+			h.RemoveStreamHandler(pid)
+		}
+	}
+	for _, q := range h.Network().Peers() {
+		h.Network().ClosePeer(q)
+	}
+	return nil
 }
 
 // ID is the peer's ID, also while it is stopped.
