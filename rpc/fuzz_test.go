@@ -60,7 +60,7 @@ func FuzzServerLine(f *testing.F) {
 		req("12", api.MethodDecline, `{"invite":"nope"}`),
 		req(`"s"`, api.MethodSubscribe, `{"cursor":"0"}`) + "\n" + req(`"u"`, api.MethodUnsubscribe, ""),
 		req("13", api.MethodConnect, `{"addr":"/ip4/127.0.0.1/tcp/1/p2p/`+self+`"}`),
-		`{"jsonrpc":"2.0","method":"node.ping"}`, // a notification: no response
+		`{"jsonrpc":"2.0","method":"node.ping"}`,                           // a notification: no response
 		req("1", api.MethodPing, "") + "\n" + req("1", api.MethodPing, ""), // a reused ID
 		// Malformed JSON.
 		`{"jsonrpc":"2.0","id":1,"method":`,
