@@ -341,3 +341,10 @@ func TestChatArgs(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+func TestHelpListsChat(t *testing.T) {
+	out, _, code := run(t, context.Background(), &fake{}, "", "--help")
+	if code != 0 || !strings.Contains(out, "chat") {
+		t.Errorf("exit %d, help lacks chat:\n%s", code, out)
+	}
+}
