@@ -233,7 +233,7 @@ func (e *env) addCommands(root *cobra.Command) {
 			})
 		},
 	})
-	root.AddCommand(e.historyCommand(), e.watchCommand())
+	root.AddCommand(e.historyCommand(), e.watchCommand(), e.chatCommand())
 	root.AddCommand(&cobra.Command{
 		Use: "version", Short: "Show the CLI's version", Args: args(0, "no arguments"),
 		RunE: func(*cobra.Command, []string) error {
