@@ -37,6 +37,8 @@ const annChange = "spacepanda/change"
 // The CLI's own error codes, for failures that never reached the daemon.
 const (
 	codeNoDaemon     api.Code = 1 // nothing listens on the socket
+	codePermission   api.Code = 5 // the socket is another user's
+	codeRefused      api.Code = 6 // the daemon hung up before answering
 	codeInterrupted  api.Code = 3 // a signal cancelled the command
 	codeDisconnected api.Code = 4 // the daemon closed the connection
 )
@@ -210,16 +212,24 @@ func (e *env) connect(ctx context.Context) (daemon, api.IdentityResult, error) {
 		return nil, api.IdentityResult{}, err
 	}
 	d, err := dial(ctx, socket)
-	if err != nil {
-		if !errors.Is(err, client.ErrNoDaemon) {
-			return nil, api.IdentityResult{}, err
-		}
+	switch {
+	case errors.Is(err, client.ErrNoDaemon):
 		return nil, api.IdentityResult{}, &cliError{code: codeNoDaemon, name: "no_daemon",
 			msg: fmt.Sprintf("no daemon at %s; start one with `spacepandad`", socket), exit: exitError}
+	case errors.Is(err, client.ErrPermission):
+		return nil, api.IdentityResult{}, &cliError{code: codePermission, name: "permission_denied",
+			msg: fmt.Sprintf("cannot open %s: permission denied; the daemon serves only the user it runs as, so run spacepanda as that user", socket), exit: exitError}
+	case err != nil:
+		return nil, api.IdentityResult{}, err
 	}
 	id, err := d.Identity(ctx)
 	if err != nil {
 		d.Close()
+		if errors.Is(err, client.ErrDisconnected) {
+			// Before any answer: the uid check, or a daemon going down.
+			return nil, api.IdentityResult{}, &cliError{code: codeRefused, name: "refused",
+				msg: fmt.Sprintf("the daemon at %s closed the connection before answering: it serves only the user it runs as, or it is shutting down", socket), exit: exitError}
+		}
 		return nil, api.IdentityResult{}, err
 	}
 	if id.APIVersion != api.Version {

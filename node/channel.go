@@ -1032,7 +1032,11 @@ func (c *channel) sendAll(reqs []*sendReq) {
 	c.setGroup(g)
 	for i, r := range done {
 		c.pubq <- msgs[i]
-		r.done <- sendResult{msg: c.messageOf(seqs[i], items[i].rec)}
+		msg := c.messageOf(seqs[i], items[i].rec)
+		// Every client of this node sees the message, not only the one
+		// that sent it (a chat in one terminal, a send in another).
+		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: msg.Epoch, Peer: c.n.id, Message: &msg})
+		r.done <- sendResult{msg: msg}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
 )
 
@@ -89,4 +90,27 @@ func TestLateMessageAfterRestart(t *testing.T) {
 		}
 	}
 	t.Fatal("bob dropped a retained epoch's message after his restart")
+}
+
+// TestOwnSendIsAnEvent: a message this node sent is an event for all its
+// subscribers, so that a second client (a chat beside a scripted send)
+// shows it.
+func TestOwnSendIsAnEvent(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice := c.Add("alice")
+	info, err := alice.CreateChannel(ctx, "own", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := alice.Send(ctx, info.ID, "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := alice.AwaitEvent(ctx, "the send's event", func(e node.Event) bool {
+		return e.Type == node.EventMessage && e.Message != nil && e.Message.ID == m.ID
+	})
+	if e.Peer != alice.ID() || e.Message.Body != "mine" {
+		t.Fatalf("event %+v", e)
+	}
 }

@@ -191,8 +191,8 @@ func TestForeignUID(t *testing.T) {
 			if !strings.Contains(stderr, "permission denied") || !strings.Contains(stderr, d.Socket) {
 				t.Errorf("the error does not say permission was denied on the socket: %q", stderr)
 			}
-			if asJSON && !strings.Contains(stdout, `"error"`) {
-				t.Errorf("with --json, stdout has no error document: %q", stdout)
+			if asJSON && !strings.Contains(stdout, `"name":"permission_denied"`) {
+				t.Errorf("with --json, stdout has no permission_denied error document: %q", stdout)
 			}
 		}
 		if strings.Contains(logs.String(), "refused a connection") {
@@ -214,7 +214,7 @@ func TestForeignUID(t *testing.T) {
 		if strings.Contains(stdout, `"peer_id"`) || strings.Contains(stderr, "peer_id") {
 			t.Fatalf("the foreign user learned the identity: %s %s", stdout, stderr)
 		}
-		if stderr == "" || !strings.Contains(stdout, `"error"`) {
+		if !strings.Contains(stderr, "serves only the user it runs as") || !strings.Contains(stdout, `"name":"refused"`) {
 			t.Errorf("no clear error: stdout %q, stderr %q", stdout, stderr)
 		}
 		proctest.Await(ctx, t, "the daemon's log of the refusal", func() bool {

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 
@@ -28,10 +29,17 @@ import (
 // start spacepandad.
 var ErrNoDaemon = errors.New("client: no daemon listening")
 
-// ErrDisconnected is returned by Subscribe when the daemon closed the
-// connection (it shut down, or dropped this subscriber for falling
-// api.MaxPendingNotifies behind).
-var ErrDisconnected = errors.New("client: disconnected by the daemon")
+// ErrDisconnected is wrapped by the error of a call or Subscribe when the
+// daemon closed the connection: it shut down, it refused a connection
+// from another user (SO_PEERCRED), or it dropped a subscriber for falling
+// api.MaxPendingNotifies behind.
+//
+// ErrPermission is wrapped by Dial's error when the socket is not this
+// user's to open (its mode is 0600, for the daemon's user).
+var (
+	ErrDisconnected = errors.New("client: disconnected by the daemon")
+	ErrPermission   = errors.New("client: permission denied")
+)
 
 // Error is an error response of the daemon: Code is stable, Name is its
 // stable name (api.Code.Name), Message is for people.
@@ -70,6 +78,9 @@ func dial(ctx context.Context, socketPath string) (net.Conn, error) {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("%w at %s: %w", ErrNoDaemon, socketPath, err)
 		}
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrPermission, socketPath, err)
+		}
 		return nil, fmt.Errorf("client: dial %s: %w", socketPath, err)
 	}
 	return conn, nil
@@ -88,6 +99,9 @@ func (c *Client) Close() error {
 func (c *Client) call(ctx context.Context, method string, params, result any) error {
 	rsp, err := c.rpc.Call(ctx, method, params)
 	if err != nil {
+		if closed(err) && ctx.Err() == nil {
+			return fmt.Errorf("%w: %s: %w", ErrDisconnected, method, err)
+		}
 		return convert(err)
 	}
 	if result == nil {
@@ -97,6 +111,12 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 		return fmt.Errorf("client: %s: decoding the result: %w", method, err)
 	}
 	return nil
+}
+
+// closed says whether a call failed because the connection ended.
+func closed(err error) bool {
+	return errors.Is(err, jrpc2.ErrConnClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 func convert(err error) error {
@@ -264,7 +284,7 @@ func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(a
 		return err
 	}
 	if _, err := conn.Write(append(req, '\n')); err != nil {
-		return ctxOr(ctx, fmt.Errorf("client: subscribe: %w", err))
+		return ctxOr(ctx, fmt.Errorf("%w: subscribe: %w", ErrDisconnected, err))
 	}
 	sc := bufio.NewScanner(conn)
 	// A notification holds at most one message of api.MaxTextBytes, which
