@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"io"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -15,8 +14,8 @@ func (n *Node) SealUnsent(ctx context.Context, channel []byte, body string) ([]b
 	if err != nil {
 		return nil, err
 	}
-	env := &envelope{SentAt: uint64(n.cfg.Now().UnixMilli()), Body: body}
-	if _, err := io.ReadFull(n.rand, env.ID[:]); err != nil {
+	env, err := n.newEnvelope(body)
+	if err != nil {
 		return nil, err
 	}
 	var out []byte

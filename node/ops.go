@@ -28,8 +28,8 @@ func (n *Node) Send(ctx context.Context, channelID []byte, body string) (Message
 	if err != nil {
 		return Message{}, err
 	}
-	env := &envelope{SentAt: uint64(n.cfg.Now().UnixMilli()), Body: body}
-	if _, err := io.ReadFull(n.rand, env.ID[:]); err != nil {
+	env, err := n.newEnvelope(body)
+	if err != nil {
 		return Message{}, err
 	}
 	r := &sendReq{env: env, done: make(chan sendResult, 1)}
@@ -185,6 +185,15 @@ func (n *Node) Leave(ctx context.Context, channelID []byte) error {
 		}
 		return c.proposeLeave()
 	})
+}
+
+// newEnvelope wraps body with a fresh random ID and the send time.
+func (n *Node) newEnvelope(body string) (*envelope, error) {
+	env := &envelope{SentAt: uint64(n.cfg.Now().UnixMilli()), Body: body}
+	if _, err := io.ReadFull(n.rand, env.ID[:]); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // serveSync serves a channel's log to its members, after a cursor that is

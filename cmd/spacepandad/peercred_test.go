@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,67 +17,6 @@ import (
 
 // nobody is the uid and gid the foreign client runs as.
 const nobody = 65534
-
-// lockedBuffer is a daemon's stderr, read by the test while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// startLogged starts spacepandad on d's data directory as proctest.Start
-// does, but keeps its stderr for the test to read (proctest keeps it to
-// itself), and returns it once the daemon serves.
-func startLogged(ctx context.Context, t *testing.T, d *proctest.Daemon) *lockedBuffer {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(proctest.Binaries(t), "spacepandad"),
-		"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false")
-	cmd.Env = append(proctest.Environ(), "SPACEPANDA_LOG_LEVEL=warn")
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "socket: ") {
-				close(ready)
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("spacepandad exited before serving: %s", logs)
-	case <-ctx.Done():
-		t.Fatalf("spacepandad not serving: %v", ctx.Err())
-	}
-	return logs
-}
 
 // runAsNobody runs `spacepanda --socket SOCKET ARGS...` as uid and gid
 // 65534 with no supplementary groups, from a copy of the binary that
@@ -163,7 +100,7 @@ func TestForeignUID(t *testing.T) {
 	}
 	ctx := testContext(t, 2*time.Minute)
 	d := proctest.New(t, "alice")
-	logs := startLogged(ctx, t, d)
+	d.Start(ctx)
 	bin := nobodyCLI(t)
 	openPath(t, d.Socket)
 
@@ -195,8 +132,8 @@ func TestForeignUID(t *testing.T) {
 				t.Errorf("with --json, stdout has no permission_denied error document: %q", stdout)
 			}
 		}
-		if strings.Contains(logs.String(), "refused a connection") {
-			t.Errorf("the daemon saw a connection the kernel should have refused:\n%s", logs)
+		if strings.Contains(d.Log(), "refused a connection") {
+			t.Errorf("the daemon saw a connection the kernel should have refused:\n%s", d.Log())
 		}
 	})
 
@@ -218,8 +155,8 @@ func TestForeignUID(t *testing.T) {
 			t.Errorf("no clear error: stdout %q, stderr %q", stdout, stderr)
 		}
 		proctest.Await(ctx, t, "the daemon's log of the refusal", func() bool {
-			return strings.Contains(logs.String(), "refused a connection of another user") &&
-				strings.Contains(logs.String(), "uid=65534")
+			return strings.Contains(d.Log(), "refused a connection of another user") &&
+				strings.Contains(d.Log(), "uid=65534")
 		})
 		// The owner is still served.
 		if id := d.ID(ctx); id.PeerID == "" {

@@ -141,14 +141,21 @@ func (d *Daemon) Start(ctx context.Context) {
 	}
 }
 
+// Log is the daemon's stderr so far, over all its starts (at
+// SPACEPANDA_TEST_LOG_LEVEL, warn unless set).
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(filepath.Join(d.Dir, logName))
+	return string(b)
+}
+
 // reportLog logs the tail of the daemon's stderr over all its starts.
 // SPACEPANDA_TEST_LOG_LEVEL=debug makes it say more.
 func (d *Daemon) reportLog() {
-	b, err := os.ReadFile(filepath.Join(d.Dir, logName))
-	if err != nil {
+	log := d.Log()
+	if log == "" {
 		return
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
 	if len(lines) > 200 {
 		lines = lines[len(lines)-200:]
 	}

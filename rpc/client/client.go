@@ -99,7 +99,9 @@ func (c *Client) Close() error {
 func (c *Client) call(ctx context.Context, method string, params, result any) error {
 	rsp, err := c.rpc.Call(ctx, method, params)
 	if err != nil {
-		if closed(err) && ctx.Err() == nil {
+		// A connection that ended fails pending calls with an internal
+		// error carrying only the read's text, so ask the client too.
+		if (closed(err) || c.rpc.IsStopped()) && ctx.Err() == nil {
 			return fmt.Errorf("%w: %s: %w", ErrDisconnected, method, err)
 		}
 		return convert(err)
