@@ -19,10 +19,13 @@ import (
 
 // Bounds on what a channel holds in memory for later.
 const (
-	// maxFuture caps the messages of epochs this member has not reached,
-	// held until it does; beyond it they are dropped and sync recovers
-	// them.
-	maxFuture = 4096
+	// maxFuture and maxFutureBytes cap the messages of the next epoch,
+	// held until this member reaches it; beyond them they are dropped and
+	// sync recovers them. Anyone on the topic can make a message that
+	// claims an epoch (nothing is verifiable before it is reached), so
+	// the cap is what such messages cost a member, whoever sends them.
+	maxFuture      = 1024
+	maxFutureBytes = 8 << 20
 	// maxCommitTries is how often a commit that loses its epoch is made
 	// again before the caller is told ErrCommitLost.
 	maxCommitTries = 8
@@ -41,8 +44,9 @@ type channel struct {
 	id  []byte
 	pch *p2p.Channel
 
-	epoch atomic.Uint64 // the current epoch, for the topic validator
-	snap  atomic.Pointer[snapshot]
+	epoch  atomic.Uint64 // the current epoch, for the topic validator
+	rounds atomic.Uint64 // sync rounds done, for tests that wait on one
+	snap   atomic.Pointer[snapshot]
 
 	ops     chan func()
 	kick    chan struct{} // syncLoop: a round now
@@ -55,12 +59,19 @@ type channel struct {
 	wg     sync.WaitGroup
 
 	// Owned by run's goroutine.
-	group       *mlsgroup.Group
-	meta        channelMeta
-	candidates  map[[32]byte][]byte // commits for the current epoch
+	group      *mlsgroup.Group
+	meta       channelMeta
+	candidates map[[32]byte][]byte // commits for the current epoch
+	// syncOnly: every candidate came from a sync, none from the topic or
+	// this node; such an epoch settles when the sync round ends.
+	syncOnly bool
+	// candSyncs are the sync entries each candidate came in, whose
+	// cursors pass it once it is refused.
+	candSyncs   map[[32]byte][]inbound
 	settleTimer *time.Timer
 	settleC     <-chan time.Time
 	future      []inbound
+	futureBytes int
 	staged      *intent   // what the staged commit does
 	queue       []*intent // commit work waiting for the staged one
 	held        []*sendReq
@@ -170,6 +181,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(n.ctx)
 	c.meta = metaOf(g)
+	c.epoch.Store(g.Epoch()) // before the topic's validator runs
 	c.publishSnapshot()
 	n.mu.Lock()
 	if n.closed {
@@ -207,7 +219,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 			if msg := g.StagedCommit(); msg != nil {
 				c.do(c.ctx, func() error {
 					if c.group.HasStagedCommit() {
-						c.offer(msg)
+						c.offer(msg, false)
 						c.pubq <- msg
 					}
 					return nil
@@ -407,15 +419,30 @@ func (c *channel) validate(_ context.Context, _ peer.ID, data []byte) p2p.Verdic
 	case !bytes.Equal(info.GroupID, c.id):
 		return p2p.Reject
 	}
-	cur := c.epoch.Load()
-	// Handshake messages count only in the current epoch; application
-	// messages stay readable for the past epochs a member keeps (§9.2,
-	// §14). Older is not an attack, only late: ignored, not blamed.
-	if info.Kind == mlsgroup.KindApplication && info.Epoch+mlsgroup.DefaultPastEpochs < cur ||
-		info.Kind != mlsgroup.KindApplication && info.Epoch < cur {
+	if !epochInReach(info, c.epoch.Load()) {
+		// Older is not an attack, only late; further ahead is not
+		// verifiable. Ignored, not blamed either way.
 		return p2p.Ignore
 	}
 	return p2p.Accept
+}
+
+// epochInReach says whether a message of info's epoch is worth taking
+// from the topic at epoch cur. Handshake messages count only in the
+// current epoch; application messages stay readable for the past epochs
+// a member keeps (§9.2, §14). One epoch ahead is what a member sees
+// between a commit's merge elsewhere and its own; anything further means
+// it missed a commit, which sync fetches together with what followed.
+// Without that bound a peer that is no member could have every member
+// hold, and forward, messages of an epoch that never comes.
+func epochInReach(info *mlsgroup.MessageInfo, cur uint64) bool {
+	if info.Epoch > cur {
+		return info.Epoch == cur+1
+	}
+	if info.Kind == mlsgroup.KindApplication {
+		return cur-info.Epoch <= mlsgroup.DefaultPastEpochs
+	}
+	return info.Epoch == cur
 }
 
 // setGroup takes the state that follows a persisted step.
@@ -466,6 +493,15 @@ func (c *channel) process(m inbound) error {
 			return err
 		}
 	}
+	if _, ok := c.candidates[h]; ok {
+		if m.sync {
+			// Only in memory until the epoch settles: a cursor past it
+			// would outlive it in a crash.
+			c.candSync(h, m)
+			return c.holdSync()
+		}
+		return nil
+	}
 	if seen, err := c.seen(h); err != nil || seen {
 		if err == nil {
 			c.pending.addCursor(m)
@@ -485,10 +521,11 @@ func (c *channel) process(m inbound) error {
 		}
 		// A later epoch means this member missed its commit.
 		c.requestSync()
-		if len(c.future) < maxFuture {
+		if info.Epoch == cur+1 && len(c.future) < maxFuture && c.futureBytes+len(m.data) <= maxFutureBytes {
 			c.future = append(c.future, m)
+			c.futureBytes += len(m.data)
 		}
-		// Dropped when full: no cursor moved, and sync brings it again.
+		// Dropped otherwise: no cursor moved, and sync brings it again.
 		return nil
 	}
 	switch info.Kind {
@@ -496,13 +533,13 @@ func (c *channel) process(m inbound) error {
 		if info.Epoch < cur {
 			return c.skip(m, nil) // late: the epoch settled without it
 		}
-		if m.sync && len(c.candidates) == 0 {
-			// The provider's log holds what won on its side; with no
-			// rival here, there is nothing to settle.
-			return c.applyCommit(m.data, h, m)
-		}
-		c.offer(m.data)
+		// A synced commit settles like any other, never applied as it
+		// comes: what won on one provider's side may not be what ranks
+		// first among every member's (catchUp asks them all before the
+		// epoch settles, see settleSynced).
+		c.offer(m.data, m.sync)
 		if m.sync {
+			c.candSync(h, m)
 			return c.holdSync()
 		}
 		return nil
@@ -613,11 +650,8 @@ func cursorOf(m inbound) []cursorItem {
 	return []cursorItem{{peer: m.from, cursor: m.cursor}}
 }
 
-// seen says whether a message is in the log or among the candidates.
+// seen says whether a message is in the log or the pending batch.
 func (c *channel) seen(h [32]byte) (bool, error) {
-	if _, ok := c.candidates[h]; ok {
-		return true, nil
-	}
 	if c.pending.hashes[h] {
 		return true, nil
 	}
@@ -628,11 +662,15 @@ func (c *channel) nowMillis() uint64 { return uint64(c.n.cfg.Now().UnixMilli()) 
 
 // offer adds a commit for the current epoch to the candidates, and starts
 // the settle window with the first.
-func (c *channel) offer(data []byte) {
+func (c *channel) offer(data []byte, synced bool) {
 	h := sha256.Sum256(data)
 	if _, ok := c.candidates[h]; ok {
 		return
 	}
+	if len(c.candidates) == 0 {
+		c.syncOnly = synced
+	}
+	c.syncOnly = c.syncOnly && synced
 	c.candidates[h] = data
 	if c.settleC == nil {
 		c.settleTimer = time.NewTimer(c.n.cfg.SettleWindow)
@@ -640,10 +678,26 @@ func (c *channel) offer(data []byte) {
 	}
 }
 
+func (c *channel) candSync(h [32]byte, m inbound) {
+	if c.candSyncs == nil {
+		c.candSyncs = make(map[[32]byte][]inbound)
+	}
+	m.done, m.data = nil, nil
+	c.candSyncs[h] = append(c.candSyncs[h], m)
+}
+
+func (c *channel) clearCandidates() {
+	clear(c.candidates)
+	clear(c.candSyncs)
+}
+
 // settle applies the commit of the epoch that ranks first: the valid one
 // with the lowest SHA-256 of its bytes. Every member that holds the same
 // candidates picks the same one, whatever order they came in.
 func (c *channel) settle() {
+	if c.settleTimer != nil {
+		c.settleTimer.Stop()
+	}
 	c.settleC, c.settleTimer = nil, nil
 	if err := c.flush(); err != nil {
 		c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
@@ -659,9 +713,17 @@ func (c *channel) settle() {
 			return
 		} else {
 			c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id), "err", err)
+			// Never valid here: the syncs that brought it go on past it.
+			for _, m := range c.candSyncs[h] {
+				c.pending.addCursor(m)
+			}
 		}
 	}
-	clear(c.candidates)
+	c.clearCandidates()
+	if c.resync {
+		c.resync = false
+		c.requestSync()
+	}
 	if c.group.HasStagedCommit() {
 		// No candidate is valid, not even this node's own: give it up and
 		// make it again.
@@ -694,7 +756,7 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 	if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
 		return err
 	}
-	clear(c.candidates)
+	c.clearCandidates()
 	if c.settleTimer != nil {
 		c.settleTimer.Stop()
 		c.settleTimer, c.settleC = nil, nil
@@ -792,6 +854,7 @@ func (c *channel) advance() {
 		ib, _ := mlsgroup.InspectMessage(b.data)
 		return cmpEpoch(ia, ib)
 	})
+	c.futureBytes = 0
 	for _, m := range future {
 		if err := c.process(m); err != nil {
 			c.n.cfg.Logger.Debug("held message", "channel", ChannelID(c.id), "err", err)
@@ -876,7 +939,7 @@ func (c *channel) startIntent(it *intent) error {
 	}
 	c.setGroup(eff.Group)
 	c.staged = it
-	c.offer(eff.Message)
+	c.offer(eff.Message, false)
 	c.pubq <- eff.Message
 	return nil
 }
@@ -1125,5 +1188,17 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			c.n.cfg.Logger.Info("catching up", "channel", ChannelID(c.id), "peer", m.Peer, "err", err)
 		}
 	}
+	c.do(ctx, func() error { c.settleSynced(); return nil })
+	c.rounds.Add(1)
 	return failed
+}
+
+// settleSynced settles an epoch whose candidates all came from the sync
+// round that just asked every member: each had logged what won on its
+// side, so the round has gathered every rival the window could, and a
+// member catching up many epochs pays a round per epoch, not a window.
+func (c *channel) settleSynced() {
+	if c.syncOnly && len(c.candidates) > 0 {
+		c.settle()
+	}
 }

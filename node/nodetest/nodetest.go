@@ -375,3 +375,13 @@ func RawHost(ctx context.Context, t testing.TB, peers ...*Peer) *p2p.Host {
 	}
 	return h
 }
+
+// MustInfo is a channel's info; an error fails the test.
+func (p *Peer) MustInfo(channel []byte) node.ChannelInfo {
+	p.c.T.Helper()
+	i, err := p.Info(channel)
+	if err != nil {
+		p.c.T.Fatalf("%s: info: %v", p.Name, err)
+	}
+	return i
+}
