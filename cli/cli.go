@@ -37,7 +37,7 @@ const annChange = "spacepanda/change"
 // The CLI's own error codes, for failures that never reached the daemon.
 const (
 	codeNoDaemon     api.Code = 1 // nothing listens on the socket
-	codePermission   api.Code = 5 // the socket is another user's
+	codePermission   api.Code = 5 // the socket cannot be opened (its mode or a parent's)
 	codeRefused      api.Code = 6 // the daemon hung up before answering
 	codeInterrupted  api.Code = 3 // a signal cancelled the command
 	codeDisconnected api.Code = 4 // the daemon closed the connection
