@@ -55,9 +55,14 @@ func terminals(stdin io.Reader, stdout io.Writer) (*os.File, *os.File, bool) {
 	return in, out, true
 }
 
-// chat runs the TUI. The subscription starts before history is read, so
-// a message is in one or the other (or both: deduplicated by ID); see
-// chatModel.gapClosed for the one window that leaves.
+// chatReady, when set (by tests), runs after the daemon confirmed the
+// subscription and before history is read: the window a message sent
+// during chat's start-up falls into.
+var chatReady func()
+
+// chat runs the TUI. The subscription is confirmed before history is
+// read (see chatFeed), so every message is in one or the other, or in
+// both, which the model shows once.
 func (e *env) chat(ctx context.Context, channel string, in, out *os.File) error {
 	cctx := ctx
 	if e.timeout > 0 {
@@ -97,33 +102,16 @@ func (e *env) chat(ctx context.Context, channel string, in, out *os.File) error 
 				return chatSentMsg{text: text, res: r, err: err}
 			}
 		},
-		catchUp: func(after uint64) tea.Cmd {
-			return func() tea.Msg {
-				c, cancel := rpcCtx()
-				defer cancel()
-				ms, err := d.History(c, api.HistoryParams{Channel: chID, After: after, Limit: api.MaxHistoryLimit})
-				return chatHistoryMsg{msgs: ms, err: err, catchUp: true}
-			}
-		},
 	})
 
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
 	subDone := make(chan struct{})
+	defer func() { stop(); <-subDone }()
 	go func() {
 		defer close(subDone)
-		err := d.Subscribe(runCtx, api.SubscribeParams{Channel: chID}, func(ev api.Event) { p.Send(chatEventMsg{ev}) })
+		err := chatFeed(runCtx, d, chID, rpcCtx, func(msg tea.Msg) { p.Send(msg) })
 		// Send is a no-op once the program has ended.
 		p.Send(chatEndMsg{err})
-	}()
-	histDone := make(chan struct{})
-	defer func() { stop(); <-subDone; <-histDone }()
-	go func() {
-		// After the subscription started; an error quits the view.
-		defer close(histDone)
-		hctx, hcancel := rpcCtx()
-		defer hcancel()
-		ms, err := d.History(hctx, api.HistoryParams{Channel: chID, Limit: chatHistory})
-		p.Send(chatHistoryMsg{msgs: ms, err: err})
 	}()
 
 	final, err := p.Run()
@@ -140,15 +128,38 @@ func (e *env) chat(ctx context.Context, channel string, in, out *os.File) error 
 	return nil
 }
 
+// chatFeed subscribes to channel chID and, once the daemon confirmed the
+// subscription, reads the newest history page; it delivers that page
+// (chatHistoryMsg) and then every event (chatEventMsg), in that order, and
+// returns how the subscription ended. Reading history only after the
+// confirmation closes the start-up window: a message stored before it is
+// in the page, one stored after it is an event, one in between is in
+// both and shown once (chatModel.addMessage). rpcCtx bounds the history
+// read.
+func chatFeed(ctx context.Context, d daemon, chID string, rpcCtx func() (context.Context, context.CancelFunc), deliver func(tea.Msg)) error {
+	ready := func(string) {
+		if chatReady != nil {
+			chatReady()
+		}
+		// On the subscription's goroutine: events wait until the page is
+		// delivered, so they come after it.
+		hctx, cancel := rpcCtx()
+		defer cancel()
+		ms, err := d.History(hctx, api.HistoryParams{Channel: chID, Limit: chatHistory})
+		deliver(chatHistoryMsg{msgs: ms, err: err})
+	}
+	return d.SubscribeWith(ctx, api.SubscribeParams{Channel: chID}, client.SubscribeOptions{Ready: ready},
+		func(ev api.Event) { deliver(chatEventMsg{ev}) })
+}
+
 // The messages chatModel.Update takes, besides key presses and window
 // sizes. Everything that talks to the daemon runs in a tea.Cmd or the
 // subscription goroutine and comes back as one of these, so that the
 // model is a pure function tests drive without a terminal or daemon.
 type (
 	chatHistoryMsg struct {
-		msgs    []api.Message
-		err     error
-		catchUp bool // the fetch that closes the gap, not the first page
+		msgs []api.Message
+		err  error
 	}
 	chatEventMsg struct{ ev api.Event }
 	chatSentMsg  struct {
@@ -164,7 +175,6 @@ type chatConfig struct {
 	self, channel, name string
 	now                 func() time.Time
 	send                func(text string) tea.Cmd
-	catchUp             func(after uint64) tea.Cmd
 }
 
 // chatLine is one line of the conversation: a message (seq > 0 orders
@@ -182,17 +192,13 @@ type chatModel struct {
 	cfg    chatConfig
 	lines  []chatLine
 	seen   map[string]bool // message IDs shown
+	seqs   map[uint64]bool // and their Seqs
 	input  textinput.Model
 	status string
 	fatal  error
 
 	width, height int
 	scroll        int // lines scrolled back from the bottom
-
-	loaded    bool   // the first history page arrived
-	histMax   uint64 // the newest Seq of that page
-	sawEvent  bool
-	gapClosed bool // see closeGap
 }
 
 func newChatModel(cfg chatConfig) chatModel {
@@ -201,7 +207,7 @@ func newChatModel(cfg chatConfig) chatModel {
 	in.Placeholder = "type a message; Enter sends, Esc leaves"
 	in.CharLimit = api.MaxTextBytes
 	in.Focus()
-	return chatModel{cfg: cfg, seen: map[string]bool{}, input: in, status: "loading history…"}
+	return chatModel{cfg: cfg, seen: map[string]bool{}, seqs: map[uint64]bool{}, input: in, status: "loading history…"}
 }
 
 func (m chatModel) Init() tea.Cmd { return textinput.Blink }
@@ -216,30 +222,19 @@ func (m chatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.key(msg)
 	case chatHistoryMsg:
 		if msg.err != nil {
-			if !msg.catchUp {
-				m.fatal = classify(msg.err)
-				return m, tea.Quit
-			}
-			m.status = "could not load messages missed while connecting: " + clean(msg.err.Error())
-			return m, nil
+			m.fatal = classify(msg.err)
+			return m, tea.Quit
 		}
 		for _, x := range msg.msgs {
 			m.addMessage(x)
 		}
-		if !msg.catchUp {
-			m.loaded = true
-			for _, x := range msg.msgs {
-				m.histMax = max(m.histMax, x.Seq)
-			}
-			if m.status == "loading history…" {
-				m.status = ""
-			}
+		if m.status == "loading history…" {
+			m.status = ""
 		}
-		return m, m.closeGap()
+		return m, nil
 	case chatEventMsg:
-		m.sawEvent = true
 		m.event(msg.ev)
-		return m, m.closeGap()
+		return m, nil
 	case chatSentMsg:
 		if msg.err != nil {
 			m.status = "not sent: " + clean(errText(msg.err))
@@ -264,19 +259,6 @@ func (m chatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
-}
-
-// closeGap fetches, once, the messages after the first history page. The
-// subscription cannot say when it is live (rpc/client does not return
-// its cursor), so a message stored between the history read and the
-// subscription going live would be in neither. The first event proves the
-// subscription live; everything before it is in the log after histMax.
-func (m *chatModel) closeGap() tea.Cmd {
-	if !m.loaded || !m.sawEvent || m.gapClosed || m.cfg.catchUp == nil {
-		return nil
-	}
-	m.gapClosed = true
-	return m.cfg.catchUp(m.histMax)
 }
 
 func (m chatModel) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
@@ -338,14 +320,18 @@ func (m *chatModel) note(ev api.Event, text string) {
 	m.lines = append(m.lines, chatLine{time: ev.Time, text: text, note: true})
 }
 
-// addMessage inserts x in Seq order unless its ID is already shown:
-// history, the gap fetch, replayed and live events, and a send's result
-// can each carry the same message.
+// addMessage inserts x in Seq order unless it is already shown (by ID,
+// or by Seq, the daemon's position of it in the channel's log): the
+// history page, events and a send's result can each carry the same
+// message.
 func (m *chatModel) addMessage(x api.Message) {
-	if x.ID == "" || m.seen[x.ID] {
+	if x.ID == "" || m.seen[x.ID] || (x.Seq != 0 && m.seqs[x.Seq]) {
 		return
 	}
 	m.seen[x.ID] = true
+	if x.Seq != 0 {
+		m.seqs[x.Seq] = true
+	}
 	l := chatLine{seq: x.Seq, id: x.ID, from: x.From, text: x.Text, time: x.Time}
 	// Notes stay where they happened; messages move back past later
 	// messages only.

@@ -17,10 +17,9 @@ import (
 // commands the model returns are collected, not run, so that a test
 // decides what the daemon answers and when.
 type chatHarness struct {
-	t       *testing.T
-	m       chatModel
-	sent    []string
-	catchUp []uint64
+	t    *testing.T
+	m    chatModel
+	sent []string
 }
 
 func newChatHarness(t *testing.T) *chatHarness {
@@ -30,10 +29,6 @@ func newChatHarness(t *testing.T) *chatHarness {
 		now: func() time.Time { return t0.Add(time.Hour) },
 		send: func(text string) tea.Cmd {
 			h.sent = append(h.sent, text)
-			return func() tea.Msg { return nil }
-		},
-		catchUp: func(after uint64) tea.Cmd {
-			h.catchUp = append(h.catchUp, after)
 			return func() tea.Msg { return nil }
 		},
 	})
@@ -130,41 +125,22 @@ func TestChatHistoryThenLive(t *testing.T) {
 	}
 }
 
-// TestChatDuplicateShownOnce: the same message from history, a replayed
-// event and a live one appears once; one that arrives late (the gap
-// fetch) is put in its place by Seq.
+// TestChatDuplicateShownOnce: the same message from history and from
+// events (replayed or live) appears once, and one that arrives out of
+// order is put in its place by Seq.
 func TestChatDuplicateShownOnce(t *testing.T) {
 	h := newChatHarness(t)
-	// An event before the history page: the subscription starts first.
-	h.do(msgEvent("c9", msg(2, "m2", pidB, "second")))
 	h.do(chatHistoryMsg{msgs: []api.Message{msg(1, "m1", pidB, "first"), msg(2, "m2", pidB, "second")}})
 	h.do(msgEvent("c9", msg(2, "m2", pidB, "second")))
 	h.do(msgEvent("c12", msg(4, "m4", pidB, "fourth")))
-	// The gap fetch brings a message stored before the subscription went
-	// live, and again one already shown.
-	h.do(chatHistoryMsg{catchUp: true, msgs: []api.Message{msg(3, "m3", pidB, "third"), msg(4, "m4", pidB, "fourth")}})
+	h.do(msgEvent("c12", msg(4, "m4", pidB, "fourth")))
+	h.do(msgEvent("c11", msg(3, "m3", pidB, "third")))
+	// The same position in the log under another ID is the same message.
+	h.do(msgEvent("c13", msg(3, "m3bis", pidB, "third")))
 	sameStrings(t, "texts", h.texts(), []string{"first", "second", "third", "fourth"})
-	if len(h.catchUp) != 1 || h.catchUp[0] != 2 {
-		t.Errorf("gap fetches %v, want one after Seq 2", h.catchUp)
-	}
-}
-
-// TestChatGapFetchWaitsForHistoryAndEvent: no fetch until both the first
-// page and an event (the subscription is live) are in, then exactly one.
-func TestChatGapFetchWaitsForHistoryAndEvent(t *testing.T) {
-	h := newChatHarness(t)
-	h.do(chatHistoryMsg{msgs: []api.Message{msg(7, "m7", pidB, "x")}})
-	if len(h.catchUp) != 0 {
-		t.Fatalf("gap fetch %v before any event", h.catchUp)
-	}
-	h.do(chatEventMsg{api.Event{Cursor: "c1", Type: "member_joined", Time: t0, Channel: chID, PeerID: pidB}})
-	h.do(msgEvent("c2", msg(9, "m9", pidB, "y")))
-	if len(h.catchUp) != 1 || h.catchUp[0] != 7 {
-		t.Errorf("gap fetches %v, want one after Seq 7", h.catchUp)
-	}
 	log := h.log()
-	if len(log) != 3 || !strings.Contains(log[1], shortPeer(pidB)+" joined") {
-		t.Errorf("log %q lacks the join note", log)
+	if len(log) != 4 {
+		t.Errorf("log %q", log)
 	}
 }
 

@@ -37,10 +37,11 @@ const annChange = "spacepanda/change"
 // The CLI's own error codes, for failures that never reached the daemon.
 const (
 	codeNoDaemon     api.Code = 1 // nothing listens on the socket
-	codePermission   api.Code = 5 // the socket is another user's
+	codePermission   api.Code = 5 // the socket cannot be opened (its mode or a parent's)
 	codeRefused      api.Code = 6 // the daemon hung up before answering
 	codeInterrupted  api.Code = 3 // a signal cancelled the command
 	codeDisconnected api.Code = 4 // the daemon closed the connection
+	codeSocketOwner  api.Code = 7 // the socket path is not a socket of this user
 )
 
 // Exit statuses.
@@ -216,6 +217,11 @@ func (e *env) connect(ctx context.Context) (daemon, api.IdentityResult, error) {
 	case errors.Is(err, client.ErrNoDaemon):
 		return nil, api.IdentityResult{}, &cliError{code: codeNoDaemon, name: "no_daemon",
 			msg: fmt.Sprintf("no daemon at %s; start one with `spacepandad`", socket), exit: exitError}
+	case errors.Is(err, client.ErrSocketOwner):
+		// err says whose it is (or that it is no socket at all).
+		return nil, api.IdentityResult{}, &cliError{code: codeSocketOwner, name: "socket_owner",
+			msg: fmt.Sprintf("%s; refusing to use it, since it is not a daemon of yours (nothing was sent): "+
+				"run spacepanda as the user who owns it, or point --socket at your own daemon's socket", ownerText(err)), exit: exitError}
 	case errors.Is(err, client.ErrPermission):
 		return nil, api.IdentityResult{}, &cliError{code: codePermission, name: "permission_denied",
 			msg: fmt.Sprintf("cannot open %s: permission denied; the daemon serves only the user it runs as, so run spacepanda as that user", socket), exit: exitError}
@@ -237,6 +243,16 @@ func (e *env) connect(ctx context.Context) (daemon, api.IdentityResult, error) {
 			id.Version, id.APIVersion, buildVersion(), api.Version)
 	}
 	return d, id, nil
+}
+
+// ownerText is what the client found at the socket path ("... belongs to
+// uid 0 (root), not to uid 1000 (alice)"), without the client's prefix.
+func ownerText(err error) string {
+	s := err.Error()
+	if _, rest, ok := strings.Cut(s, client.ErrSocketOwner.Error()+": "); ok {
+		return rest
+	}
+	return s
 }
 
 // result is what a command prints: v as JSON, or human to w.

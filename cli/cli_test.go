@@ -105,8 +105,14 @@ func (f *fake) History(_ context.Context, p api.HistoryParams) ([]api.Message, e
 	}, f.rec("history %s %d", p.Channel, p.Limit)
 }
 func (f *fake) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error {
+	return f.SubscribeWith(ctx, p, client.SubscribeOptions{}, fn)
+}
+func (f *fake) SubscribeWith(ctx context.Context, p api.SubscribeParams, o client.SubscribeOptions, fn func(api.Event)) error {
 	if err := f.rec("subscribe %s %s", p.Channel, p.Cursor); err != nil {
 		return err
+	}
+	if o.Ready != nil {
+		o.Ready("c0")
 	}
 	for _, ev := range f.events {
 		fn(ev)

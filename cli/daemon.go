@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/spacepanda/spacepanda/rpc/api"
+	"github.com/spacepanda/spacepanda/rpc/client"
 )
 
 // daemon is what the CLI needs of spacepandad: rpc/client's *Client
@@ -30,6 +31,9 @@ type daemon interface {
 	Send(ctx context.Context, channel, text string) (api.SendResult, error)
 	History(ctx context.Context, p api.HistoryParams) ([]api.Message, error)
 	Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error
+	// SubscribeWith is Subscribe that says, through o.Ready, when the
+	// daemon confirmed the subscription (chat reads history only then).
+	SubscribeWith(ctx context.Context, p api.SubscribeParams, o client.SubscribeOptions, fn func(api.Event)) error
 	Close() error
 }
 

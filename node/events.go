@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -29,7 +31,8 @@ const (
 // Event is one thing that happened on the node, for the layers above.
 type Event struct {
 	// Seq numbers the node's events from 1 since it opened: a subscriber's
-	// cursor (SubscribeFrom).
+	// cursor (SubscribeFrom), meaningful only together with the node's
+	// BootID, since every open starts again from 1.
 	Seq        uint64
 	Type       EventType
 	Time       time.Time
@@ -70,11 +73,37 @@ const eventBacklog = 8192
 
 type broker struct {
 	mu     sync.Mutex
+	boot   string // see bootID
 	subs   map[*Subscription]struct{}
 	closed bool
 	seq    uint64
 	recent []Event // a ring of the last eventBacklog events
 	head   int     // index of the oldest in recent, once it is full
+}
+
+// bootIDBytes is the length of a boot ID before hex: 64 random bits make
+// two opens colliding (and a stale cursor passing for a current one)
+// negligible.
+const bootIDBytes = 8
+
+// BootID identifies this opening of the node: random, made once per Open
+// (in fact on first use, which is the same thing to a caller), lower-case
+// hex. Seq restarts from 1 on every open, so a cursor is a Seq together
+// with the BootID it was issued under; a cursor of another boot names
+// events this node never had and must be refused, not replayed.
+func (n *Node) BootID() string { return n.events.bootID() }
+
+func (b *broker) bootID() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.boot == "" {
+		var r [bootIDBytes]byte
+		// crypto/rand.Read never returns an error on the platforms Go
+		// supports (it panics instead, since Go 1.24).
+		_, _ = rand.Read(r[:])
+		b.boot = hex.EncodeToString(r[:])
+	}
+	return b.boot
 }
 
 // held returns the retained events, oldest first.

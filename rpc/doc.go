@@ -42,7 +42,10 @@
 // # Events
 //
 // events.subscribe subscribes the connection to the node's events from a
-// cursor (decimal Seq; "" for live events only) and pushes each as an
+// cursor ("<boot>-<seq>": the node's BootID and an event's Seq, so that a
+// cursor from before a restart is refused as cursor_expired rather than
+// replaying other events; "0" for every event held; "" for live events
+// only) and pushes each as an
 // "event" notification, after the subscribe response. Events are queued
 // per connection up to api.MaxPendingNotifies; a client that lets more
 // pile up is disconnected, so that it never holds up the node or other

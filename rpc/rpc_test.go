@@ -538,12 +538,23 @@ func containsPeer(ps []api.Peer, id string) bool {
 func checkConsecutive(t testing.TB, es []api.Event) {
 	t.Helper()
 	for i := 1; i < len(es); i++ {
-		a, _ := strconv.ParseUint(es[i-1].Cursor, 10, 64)
-		b, _ := strconv.ParseUint(es[i].Cursor, 10, 64)
+		a, b := cursorSeq(t, es[i-1].Cursor), cursorSeq(t, es[i].Cursor)
 		if b != a+1 {
 			t.Fatalf("event %d has cursor %d after %d: a gap or a duplicate", i, b, a)
 		}
 	}
+}
+
+// cursorSeq is the Seq part of a "<boot>-<seq>" cursor; the tests know
+// the format, clients must not need to.
+func cursorSeq(t testing.TB, c string) uint64 {
+	t.Helper()
+	_, seq, ok := strings.Cut(c, "-")
+	v, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("cursor %q is not <boot>-<seq>", c)
+	}
+	return v
 }
 
 // pair is two nodes with servers, alice and bob, in one channel "log".
@@ -600,7 +611,7 @@ func TestSubscribeFromCursor(t *testing.T) {
 	wg.Wait()
 	got := resumed.await(t, "b19", hasText("b19"))
 	checkConsecutive(t, got)
-	if first, _ := strconv.ParseUint(got[0].Cursor, 10, 64); strconv.FormatUint(first-1, 10) != mid {
+	if cursorSeq(t, got[0].Cursor)-1 != cursorSeq(t, mid) {
 		t.Fatalf("the replay starts at %s, want the event after %s", got[0].Cursor, mid)
 	}
 	for _, text := range []string{"a5", "a9", "b0", "b19"} {
@@ -612,11 +623,15 @@ func TestSubscribeFromCursor(t *testing.T) {
 		t.Fatal("the event at the cursor itself was replayed")
 	}
 
-	// A cursor ahead of the node's events, and one that is not a number.
-	err := cb.Subscribe(ctx, api.SubscribeParams{Cursor: "99999999"}, func(api.Event) {})
+	// A cursor ahead of the node's events, and ones that are no cursor
+	// (a bare number is what cursors were before they carried the boot).
+	boot, _, _ := strings.Cut(mid, "-")
+	err := cb.Subscribe(ctx, api.SubscribeParams{Cursor: boot + "-99999999"}, func(api.Event) {})
 	wantCode(t, err, api.CodeCursorExpired)
-	err = cb.Subscribe(ctx, api.SubscribeParams{Cursor: "x"}, func(api.Event) {})
-	wantCode(t, err, api.CodeInvalidArgument)
+	for _, bad := range []string{"x", "99999999", boot + "-x", boot + "-", "-5", "ABCDEF0123456789-5", "abc-5"} {
+		err = cb.Subscribe(ctx, api.SubscribeParams{Cursor: bad}, func(api.Event) {})
+		wantCode(t, err, api.CodeInvalidArgument)
+	}
 }
 
 // TestSubscribeLiveRaw: with no cursor, the response comes first and
@@ -636,7 +651,7 @@ func TestSubscribeLiveRaw(t *testing.T) {
 	if err := json.Unmarshal(rep.Result, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Cursor != strconv.FormatUint(p.LastEvent(), 10) {
+	if res.Cursor != p.BootID()+"-"+strconv.FormatUint(p.LastEvent(), 10) {
 		t.Fatalf("cursor %s, node's last event %d", res.Cursor, p.LastEvent())
 	}
 	if _, err := c.Send(ctx, "log", "now"); err != nil {

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/creachadair/jrpc2"
@@ -53,13 +54,14 @@ func (s *Server) subscribe(ctx context.Context, p api.SubscribeParams) (api.Subs
 	// "" means live events only. SubscribeFrom(LastEvent()) is that with
 	// no gap even though the two calls are not atomic: whatever happens
 	// between them has a Seq after the cursor and is replayed.
+	boot := s.n.BootID()
 	var cursor uint64
 	if p.Cursor == "" {
 		cursor = s.n.LastEvent()
 	} else {
-		v, err := strconv.ParseUint(p.Cursor, 10, 64)
+		v, err := parseCursor(boot, p.Cursor)
 		if err != nil {
-			return api.SubscribeResult{}, rpcError(api.CodeInvalidArgument, "cursor %q is not an event cursor", p.Cursor)
+			return api.SubscribeResult{}, err
 		}
 		cursor = v
 	}
@@ -82,7 +84,51 @@ func (s *Server) subscribe(ctx context.Context, p api.SubscribeParams) (api.Subs
 		gate = g
 	}
 	go c.pump(sub, filter, gate)
-	return api.SubscribeResult{Cursor: strconv.FormatUint(cursor, 10)}, nil
+	return api.SubscribeResult{Cursor: formatCursor(boot, cursor)}, nil
+}
+
+// A cursor is "<boot>-<seq>": the node's BootID and an event's Seq. The
+// node numbers its events afresh on every open, so a bare Seq from before
+// a restart would name other events than the ones the client saw and
+// replay the wrong ones; with the boot in it such a cursor is refused.
+// api.CursorOldest ("0") is the one cursor of no boot: it means every
+// event held, in any run.
+func formatCursor(boot string, seq uint64) string {
+	return boot + "-" + strconv.FormatUint(seq, 10)
+}
+
+// parseCursor returns the Seq of a cursor of this boot. A malformed one is
+// an invalid argument; a well-formed one of another boot is
+// CodeCursorExpired, since the events it points after are gone with the
+// daemon's previous run.
+func parseCursor(boot, cursor string) (uint64, error) {
+	if cursor == api.CursorOldest {
+		return 0, nil
+	}
+	b, seqText, ok := strings.Cut(cursor, "-")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || !isBootID(b, len(boot)) {
+		return 0, rpcError(api.CodeInvalidArgument, "cursor %q is not an event cursor (use an event's or a subscribe result's cursor, as given)", cursor)
+	}
+	if b != boot {
+		return 0, rpcError(api.CodeCursorExpired, "cursor %q is from an earlier run of the daemon: it restarted since, and the events after that cursor are gone; subscribe without a cursor and read message history to catch up", cursor)
+	}
+	return seq, nil
+}
+
+// isBootID says whether s looks like a node's BootID (lower-case hex of
+// the length every boot's has), so that a typo is told apart from a stale
+// cursor.
+func isBootID(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) unsubscribe(ctx context.Context, _ none) (struct{}, error) {
@@ -142,7 +188,7 @@ func (c *conn) pump(sub *subscription, filter []byte, gate <-chan struct{}) {
 			if !ok {
 				return
 			}
-			if err := c.srv.Notify(c.ctx, api.NotifyEvent, eventOf(e)); err != nil {
+			if err := c.srv.Notify(c.ctx, api.NotifyEvent, eventOf(c.s.n.BootID(), e)); err != nil {
 				c.close()
 				return
 			}
@@ -155,13 +201,13 @@ var eventTypes = map[node.EventType]string{
 	node.EventInvitation: "invite",
 }
 
-func eventOf(e node.Event) api.Event {
+func eventOf(boot string, e node.Event) api.Event {
 	t, ok := eventTypes[e.Type]
 	if !ok {
 		t = string(e.Type)
 	}
 	ev := api.Event{
-		Cursor: strconv.FormatUint(e.Seq, 10), Type: t, Time: e.Time,
+		Cursor: formatCursor(boot, e.Seq), Type: t, Time: e.Time,
 		Epoch: e.Epoch, Error: e.Error,
 	}
 	if len(e.Channel) > 0 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -153,9 +154,8 @@ func daemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) er
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
-	// 0700: the directory holds the node's private keys and its socket.
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := dataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	ncfg, err := nodeConfig(cfg, log)
 	if err != nil {
@@ -208,6 +208,39 @@ func daemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) er
 	log.Info("shutting down")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// dataDir makes the data directory, 0700, or checks that an existing one
+// is this user's alone: it holds the node's private keys (identity, MLS
+// secrets, KeyPackage private keys) and usually the socket, so a
+// directory others may read or write would hand them the keys or let
+// them plant files; one of another uid is theirs to change at will.
+// MkdirAll leaves an existing directory's mode as it is, hence the check.
+func dataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("data directory %s: no owner in its status", dir)
+	}
+	if uid := os.Getuid(); int(st.Uid) != uid {
+		return fmt.Errorf("data directory %s (mode %04o) is owned by uid %d, not by this user (uid %d): it holds the node's private keys, so it must be yours alone; "+
+			"use a directory of your own (--data-dir), or as root `chown -R %d %s && chmod 700 %s`",
+			dir, fi.Mode().Perm(), st.Uid, uid, uid, dir, dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("data directory %s has mode %04o (owner uid %d): other users may enter it, and it holds the node's private keys; fix it with `chmod 700 %s`",
+			dir, perm, st.Uid, dir)
 	}
 	return nil
 }

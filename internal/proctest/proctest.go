@@ -80,6 +80,11 @@ func Environ() []string {
 // New makes a daemon that is not started yet.
 func New(t testing.TB, name string, args ...string) *Daemon {
 	dir := t.TempDir()
+	// spacepandad refuses a data directory others may enter, and
+	// t.TempDir's is 0755 (as of Go 1.26; it follows the umask).
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{t: t, Name: name, Dir: dir, Socket: filepath.Join(dir, "spacepanda.sock"), Args: args}
 	t.Cleanup(func() {
 		d.Kill()
@@ -139,6 +144,30 @@ func (d *Daemon) Start(ctx context.Context) {
 	case <-ctx.Done():
 		d.t.Fatalf("%s: spacepandad not serving: %v", d.Name, ctx.Err())
 	}
+}
+
+// StartFailing runs the daemon as Start would and expects it to exit
+// before serving; it returns the exit status and stderr. Serving instead
+// fails the test (the daemon is killed).
+func (d *Daemon) StartFailing(ctx context.Context) (code int, stderr string) {
+	d.t.Helper()
+	args := append([]string{"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false"}, d.Args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(Binaries(d.t), "spacepandad"), args...)
+	cmd.Env = append(Environ(), "SPACEPANDA_LOG_LEVEL=warn")
+	var out, errBuf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errBuf
+	err := cmd.Run()
+	if strings.Contains(out.String(), "socket: ") {
+		d.t.Fatalf("%s: spacepandad served, want it to refuse to start: %s", d.Name, errBuf.String())
+	}
+	if err == nil {
+		return 0, errBuf.String()
+	}
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		d.t.Fatalf("%s: spacepandad: %v", d.Name, err)
+	}
+	return ee.ExitCode(), errBuf.String()
 }
 
 // Log is the daemon's stderr so far, over all its starts (at

@@ -184,13 +184,22 @@ type Message struct {
 }
 
 // SubscribeParams starts a subscription to the daemon's events. With a
-// cursor (an Event's Cursor), the events after it are replayed first, then
-// live ones follow, with no gap and no duplicate; a cursor the daemon no
-// longer holds is ErrCursorExpired. Channel, if set, filters.
+// cursor (an Event's or a SubscribeResult's Cursor, an opaque string), the
+// events after it are replayed first, then live ones follow, with no gap
+// and no duplicate. A cursor the daemon no longer holds is
+// CodeCursorExpired: one older than the events it keeps, or one from
+// before the daemon last restarted (cursors are only valid within one run
+// of the daemon; after a restart, catch up from message history). A string
+// that is no cursor at all is CodeInvalidArgument. CursorOldest replays
+// every event the daemon holds. Channel, if set, filters.
 type SubscribeParams struct {
 	Cursor  string `json:"cursor,omitempty"`
 	Channel string `json:"channel,omitempty"`
 }
+
+// CursorOldest is the cursor before the oldest event the daemon holds, in
+// whatever run: subscribing from it replays everything held.
+const CursorOldest = "0"
 
 // SubscribeResult is the cursor of the last event before the
 // subscription went live.

@@ -15,7 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"os/user"
+	"strconv"
 	"syscall"
 
 	"github.com/creachadair/jrpc2"
@@ -36,9 +40,17 @@ var ErrNoDaemon = errors.New("client: no daemon listening")
 //
 // ErrPermission is wrapped by Dial's error when the socket is not this
 // user's to open (its mode is 0600, for the daemon's user).
+//
+// ErrSocketOwner is wrapped by Dial's (and Subscribe's) error when what is
+// at the socket path is not a socket owned by this process's uid: another
+// user's daemon (or a process squatting on the path, e.g. in a shared
+// directory) would otherwise receive everything this client sends, its
+// messages included. Root is no exception: the daemon refuses other uids
+// anyway (SO_PEERCRED), so it could never be served.
 var (
 	ErrDisconnected = errors.New("client: disconnected by the daemon")
 	ErrPermission   = errors.New("client: permission denied")
+	ErrSocketOwner  = errors.New("client: the socket is not this user's")
 )
 
 // Error is an error response of the daemon: Code is stable, Name is its
@@ -72,6 +84,9 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 }
 
 func dial(ctx context.Context, socketPath string) (net.Conn, error) {
+	if err := checkSocket(socketPath); err != nil {
+		return nil, err
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
@@ -84,6 +99,42 @@ func dial(ctx context.Context, socketPath string) (net.Conn, error) {
 		return nil, fmt.Errorf("client: dial %s: %w", socketPath, err)
 	}
 	return conn, nil
+}
+
+// checkSocket refuses a path that is not a socket of this uid. Lstat, so
+// that a symlink planted at the path is refused rather than followed to
+// someone's socket. What changes between this check and the connect is
+// the daemon's side of the contract: it checks the peer's uid too.
+func checkSocket(socketPath string) error {
+	fi, err := os.Lstat(socketPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w at %s: %w", ErrNoDaemon, socketPath, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s: %w", ErrPermission, socketPath, err)
+	case err != nil:
+		return fmt.Errorf("client: %s: %w", socketPath, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%w: %s is not a socket (%s)", ErrSocketOwner, socketPath, fi.Mode().Type())
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("client: %s: no owner in the file's status", socketPath)
+	}
+	if uid := os.Getuid(); int(st.Uid) != uid {
+		return fmt.Errorf("%w: %s belongs to %s, not to %s", ErrSocketOwner, socketPath, userName(st.Uid), userName(uint32(uid)))
+	}
+	return nil
+}
+
+// userName is "uid N (name)", or "uid N" when the name is unknown.
+func userName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+		return "uid " + id + " (" + u.Username + ")"
+	}
+	return "uid " + id
 }
 
 // Close closes the connection.
@@ -254,11 +305,30 @@ func (c *Client) History(ctx context.Context, p api.HistoryParams) ([]api.Messag
 	return r, err
 }
 
+// SubscribeOptions are SubscribeWith's optional hooks.
+type SubscribeOptions struct {
+	// Ready, if set, is called once, with the subscription's cursor
+	// (api.SubscribeResult.Cursor), after the daemon confirmed the
+	// subscription and before any event callback. From then on every
+	// event is delivered, so a caller that reads state (history) only
+	// after Ready misses nothing between the two: whatever happened after
+	// the read it gets as an event, and whatever happened before is in
+	// the read (or in both, which the caller deduplicates). Ready runs on
+	// Subscribe's goroutine: events wait for it to return.
+	Ready func(cursor string)
+}
+
 // Subscribe watches the daemon's events on a connection of its own,
 // calling fn for each, in order, from one goroutine. It blocks until ctx
 // ends (then it returns ctx.Err()) or the daemon closes the connection
 // (ErrDisconnected). fn must keep up: a subscriber that leaves
 // api.MaxPendingNotifies events unread is disconnected.
+func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error {
+	return c.SubscribeWith(ctx, p, SubscribeOptions{}, fn)
+}
+
+// SubscribeWith is Subscribe with options; see SubscribeOptions.Ready for
+// knowing when the subscription is live.
 //
 // The connection is read line by line here rather than through jrpc2's
 // client, whose OnNotify may run notifications out of order (it hands each
@@ -267,7 +337,7 @@ func (c *Client) History(ctx context.Context, p api.HistoryParams) ([]api.Messag
 // On this connection only the subscribe request is ever sent, so its
 // first line is that request's response and every later one a
 // notification.
-func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(api.Event)) error {
+func (c *Client) SubscribeWith(ctx context.Context, p api.SubscribeParams, o SubscribeOptions, fn func(api.Event)) error {
 	conn, err := dial(ctx, c.path)
 	if err != nil {
 		return err
@@ -298,6 +368,7 @@ func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(a
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
 			Params json.RawMessage `json:"params"`
+			Result json.RawMessage `json:"result"`
 			Error  *struct {
 				Code    int             `json:"code"`
 				Message string          `json:"message"`
@@ -311,6 +382,13 @@ func (c *Client) Subscribe(ctx context.Context, p api.SubscribeParams, fn func(a
 			first = false
 			if m.Error != nil {
 				return convert(&jrpc2.Error{Code: jrpc2.Code(m.Error.Code), Message: m.Error.Message, Data: m.Error.Data})
+			}
+			var r api.SubscribeResult
+			if err := json.Unmarshal(m.Result, &r); err != nil {
+				return fmt.Errorf("client: subscribe: decoding the result: %w", err)
+			}
+			if o.Ready != nil {
+				o.Ready(r.Cursor)
 			}
 			continue
 		}
