@@ -1,10 +1,12 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,5 +149,90 @@ func TestForeignUID(t *testing.T) {
 				t.Fatal("the owner's id has no peer ID")
 			}
 		})
+	}
+
+	// A client that does not check the owner (any program can connect
+	// to a socket it may write) meets the daemon's SO_PEERCRED check:
+	// the connection closes unanswered, the daemon logs it and keeps
+	// serving its owner.
+	t.Run("rawDial", func(t *testing.T) {
+		if err := os.Chmod(d.Socket, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := filepath.Join(filepath.Dir(bin), "rawdial.test")
+		copyFile(t, self, raw)
+		cmd := exec.CommandContext(ctx, raw, "-test.run=^TestRawDialHelper$")
+		cmd.Env = append(proctest.Environ(), rawDialEnv+"="+d.Socket)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+		out, err := cmd.CombinedOutput()
+		t.Logf("a raw JSON-RPC request as nobody: %v\n%s", err, out)
+		if !strings.Contains(string(out), "rawdial: connected") {
+			t.Fatalf("the raw client could not even connect, so the daemon's check was not reached")
+		}
+		if strings.Contains(string(out), "peer_id") || !strings.Contains(string(out), "rawdial: no answer") {
+			t.Fatalf("the daemon answered another user")
+		}
+		proctest.Await(ctx, t, "the daemon's log of the refusal", func() bool {
+			return strings.Contains(d.Log(), "refused a connection of another user") && strings.Contains(d.Log(), "uid=65534")
+		})
+		if id := d.ID(ctx); id.PeerID == "" {
+			t.Fatal("the owner's id has no peer ID")
+		}
+	})
+}
+
+// rawDialEnv names the socket TestRawDialHelper dials; set only in the
+// process TestForeignUID starts as another user.
+const rawDialEnv = "RAWDIAL_SOCKET"
+
+// TestRawDialHelper is not a test of its own: run by TestForeignUID as
+// nobody, it sends one JSON-RPC request straight to the socket and says
+// what came back.
+func TestRawDialHelper(t *testing.T) {
+	path := os.Getenv(rawDialEnv)
+	if path == "" {
+		t.Skip("a helper process of TestForeignUID")
+	}
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		fmt.Println("rawdial: connect:", err)
+		return
+	}
+	defer conn.Close()
+	fmt.Println("rawdial: connected")
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"node.identity","params":{}}` + "\n")); err != nil {
+		fmt.Println("rawdial: no answer: write:", err)
+		return
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		fmt.Println("rawdial: no answer:", err)
+		return
+	}
+	fmt.Println("rawdial: answer:", line)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
