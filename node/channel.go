@@ -1087,6 +1087,13 @@ func (c *channel) sendAll(reqs []*sendReq) {
 	}
 	seqs, err := c.write(step{group: g, logs: items})
 	if err != nil {
+		// Nothing was published, but the write may have reached the disk
+		// all the same (a failed fsync), and sync would then serve these
+		// messages. The keys they used are spent either way: a retry under
+		// them would reuse a key and nonce with other plaintext (RFC 9420
+		// §9.1), so the state moves on in memory, and the next write
+		// persists it.
+		c.setGroup(g)
 		for _, r := range done {
 			r.done <- sendResult{err: err}
 		}

@@ -64,6 +64,9 @@ func (n *Node) writeStep(channel []byte, s step) ([]uint64, error) {
 	if err := n.st.Commit(&b); err != nil {
 		return nil, err
 	}
+	if err := n.writeFault.Load(); err != nil {
+		return nil, *err
+	}
 	return b.Seqs(), nil
 }
 

@@ -175,3 +175,13 @@ func (n *Node) SetSettleWindow(ctx context.Context, channel []byte, d time.Durat
 	}
 	return c.do(ctx, func() error { n.cfg.SettleWindow = d; return nil })
 }
+
+// FailWrites makes every store write report err after it reached the
+// disk; nil ends it.
+func (n *Node) FailWrites(err error) {
+	if err == nil {
+		n.writeFault.Store(nil)
+		return
+	}
+	n.writeFault.Store(&err)
+}

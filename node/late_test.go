@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -113,4 +114,34 @@ func TestOwnSendIsAnEvent(t *testing.T) {
 	if e.Peer != alice.ID() || e.Message.Body != "mine" {
 		t.Fatalf("event %+v", e)
 	}
+}
+
+// TestSendAfterFailedWrite: a send whose write fails (here: after it
+// reached the disk, as a failed fsync may) is reported as failed, and the
+// next send does not reuse its key. (It did: the second message took the
+// first one's generation, so a member that got both, the first through
+// sync, could read only one.)
+func TestSendAfterFailedWrite(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "fsync", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, bob)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+
+	disk := errors.New("fsync: input/output error")
+	alice.FailWrites(disk)
+	if _, err := alice.Send(ctx, info.ID, "first"); !errors.Is(err, disk) {
+		t.Fatalf("send over a failing write: %v, want %v", err, disk)
+	}
+	alice.FailWrites(nil)
+	if _, err := alice.Send(ctx, info.ID, "second"); err != nil {
+		t.Fatal(err)
+	}
+	// "first" is in alice's log after all, so sync brings it.
+	awaitBodies(ctx, t, bob, info.ID, []string{"first", "second"})
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -50,6 +51,10 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// writeFault, set by tests, is an error every store write reports
+	// after it reached the disk: a failed fsync whose data landed.
+	writeFault atomic.Pointer[error]
 
 	mu       sync.Mutex
 	channels map[string]*channel
