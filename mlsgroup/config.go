@@ -2,6 +2,7 @@ package mlsgroup
 
 import (
 	"io"
+	"math"
 	"time"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/keyschedule"
@@ -33,6 +34,12 @@ type Config struct {
 	// forward to reach a message from the future; zero means
 	// DefaultMaxGenerationsAhead, negative means none.
 	MaxGenerationsAhead int
+	// MaxSkippedKeys caps the keys an epoch keeps for skipped generations
+	// over all its senders together; zero means no cap beyond
+	// MaxGenerationsBehind per sender, negative is refused. With a wide
+	// MaxGenerationsBehind it bounds what every sender's gaps together
+	// add to the state (about 35 bytes a key).
+	MaxSkippedKeys int
 	// PastEpochs is how many superseded epochs keep the keys that decrypt
 	// their late application messages, and their resumption PSKs (§8.6);
 	// zero means DefaultPastEpochs, negative means none.
@@ -81,9 +88,13 @@ func (c *Config) validate() (*config, error) {
 	if c.PadTo < 0 {
 		return nil, errorf(ErrInvalidConfig, "PadTo is negative")
 	}
+	if c.MaxSkippedKeys < 0 || c.MaxSkippedKeys > math.MaxUint32 {
+		return nil, errorf(ErrInvalidConfig, "MaxSkippedKeys %d is out of range", c.MaxSkippedKeys)
+	}
 	out := &config{Config: *c}
 	out.window.MaxBehind = windowValue(c.MaxGenerationsBehind, DefaultMaxGenerationsBehind)
 	out.window.MaxAhead = windowValue(c.MaxGenerationsAhead, DefaultMaxGenerationsAhead)
+	out.window.MaxSkipped = uint32(c.MaxSkippedKeys)
 	out.pastEpochs = c.PastEpochs
 	switch {
 	case c.PastEpochs == 0:

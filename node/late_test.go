@@ -145,3 +145,50 @@ func TestSendAfterFailedWrite(t *testing.T) {
 	// "first" is in alice's log after all, so sync brings it.
 	awaitBodies(ctx, t, bob, info.ID, []string{"first", "second"})
 }
+
+// TestSkippedKeyBudget: gaps of several senders together make a receiver
+// keep at most the node's budget of skipped keys, not the window's 1024
+// per sender, which every later write of the state would carry.
+func TestSkippedKeyBudget(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob, carol, dave := c.Add("alice"), c.Add("bob"), c.Add("carol"), c.Add("dave")
+	info, err := alice.CreateChannel(ctx, "budget", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*nodetest.Peer{bob, carol, dave} {
+		p.PublishKeyPackages(ctx)
+		alice.Invite(ctx, info.ID, p)
+	}
+	nodetest.AwaitConverged(ctx, info.ID, 4, alice, bob, carol, dave)
+	// One message each first, so that bob's state holds every sender's
+	// ratchet before the gaps.
+	for _, p := range []*nodetest.Peer{alice, carol, dave} {
+		if _, err := p.Send(ctx, info.ID, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitBodies(ctx, t, bob, info.ID, []string{"alice", "carol", "dave"})
+	before := bob.StateSize(info.ID)
+	const gap = 1024
+	for _, p := range []*nodetest.Peer{alice, carol, dave} {
+		var last []byte
+		for range gap + 1 {
+			if last, err = p.SealUnsent(ctx, info.ID, "lost"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := bob.Deliver(ctx, info.ID, p.ID(), last, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A key and nonce of the suite (AES-128-GCM) and a generation, framed:
+	// 3 × 1024 of them unbounded.
+	grown := bob.StateSize(info.ID) - before
+	perKey := 16 + 12 + 4
+	t.Logf("bob's state: %d bytes before, %d more after three gaps of %d generations", before, grown, gap)
+	if grown > 2*gap*(perKey+8) || grown < 2*gap*perKey {
+		t.Errorf("three gaps of %d grew bob's state by %d bytes, want the budget of %d keys (%d..%d bytes)", gap, grown, 2*gap, 2*gap*perKey, 2*gap*(perKey+8))
+	}
+}

@@ -181,9 +181,16 @@ func (n *Node) validation() mlsgroup.ValidationOptions {
 // retention to the application).
 const lateWindow = 1024
 
+// skippedBudget caps the kept keys of an epoch over all its senders: the
+// window is per sender, so without it every member's gaps together could
+// make each receiver keep (and rewrite with its state on every write)
+// 1024 keys per member. Two full gaps fit; beyond, the senders that keep
+// the most lose their oldest keys first.
+const skippedBudget = 2 * lateWindow
+
 // mlsConfig hands mlsgroup the node's one provider.
 func (n *Node) mlsConfig() mlsgroup.Config {
-	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), MaxGenerationsBehind: lateWindow}
+	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), MaxGenerationsBehind: lateWindow, MaxSkippedKeys: skippedBudget}
 }
 
 // loadIdentity loads the node's libp2p key and MLS signer from the store,

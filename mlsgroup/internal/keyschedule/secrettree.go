@@ -58,6 +58,11 @@ type Window struct {
 	// MaxAhead is how many generations past the next expected one a
 	// receiver will skip to.
 	MaxAhead uint32
+	// MaxSkipped caps the kept keys of skipped generations over all the
+	// tree's ratchets; 0 means no cap beyond MaxBehind per ratchet. A wide
+	// MaxBehind rides out long gaps, but every sender could then make a
+	// receiver keep that many keys; the cap bounds the sum.
+	MaxSkipped uint32
 }
 
 // SecretTree is the secret tree of §9 for one epoch, and the hash ratchets
@@ -135,6 +140,53 @@ func (t *SecretTree) SetWindow(w Window) {
 			l[Application].trim(w.MaxBehind)
 		}
 	}
+	t.capSkipped()
+}
+
+// capSkipped holds the kept keys to Window.MaxSkipped by dropping the
+// oldest generations of the ratchets that keep the most, so that one
+// sender's long gap costs the others' few nothing.
+func (t *SecretTree) capSkipped() {
+	limit := int(t.window.MaxSkipped)
+	if limit == 0 {
+		return
+	}
+	total := 0
+	for _, l := range t.leaves {
+		if l != nil {
+			total += len(l[Handshake].skipped) + len(l[Application].skipped)
+		}
+	}
+	for total > limit {
+		// The largest ratchet shrinks to the size of the next largest
+		// (or by the excess, if that is less), then the loop goes on.
+		var (
+			leaf        = -1
+			kind        RatchetKind
+			most, after int
+		)
+		for i, l := range t.leaves {
+			if l == nil {
+				continue
+			}
+			for _, k := range []RatchetKind{Handshake, Application} {
+				switch n := len(l[k].skipped); {
+				case n > most:
+					leaf, kind, after, most = i, k, most, n
+				case n > after:
+					after = n
+				}
+			}
+		}
+		drop := min(total-limit, max(most-after, 1))
+		r := &t.ownLeaf(uint32(leaf))[kind]
+		for i := range drop {
+			r.skipped[i].key.Wipe()
+			r.skipped[i].nonce.Wipe()
+		}
+		r.skipped = slices.Delete(r.skipped, 0, drop)
+		total -= drop
+	}
 }
 
 // Window is the current out-of-order window.
@@ -201,6 +253,7 @@ func (t *SecretTree) Get(leaf treemath.LeafIndex, k RatchetKind, generation uint
 	}
 	key, nonce = r.step(t.suite, true)
 	r.trim(t.window.MaxBehind)
+	t.capSkipped()
 	return key, nonce, nil
 }
 

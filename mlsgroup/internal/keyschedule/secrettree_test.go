@@ -341,3 +341,42 @@ func TestSecretTreeWipe(t *testing.T) {
 		t.Fatal("Wipe left secrets behind")
 	}
 }
+
+// TestSecretTreeMaxSkipped: the cap on kept keys holds over all senders,
+// and it takes from the sender that keeps the most: one long gap does not
+// cost the others their few kept keys.
+func TestSecretTreeMaxSkipped(t *testing.T) {
+	s := lookup(t, 1)
+	tree := NewSecretTree(s, testSecret(s, 7), 4)
+	tree.SetWindow(Window{MaxBehind: 1024, MaxAhead: 1024, MaxSkipped: 100})
+	kept := func(leaf treemath.LeafIndex, k RatchetKind) int {
+		return len(tree.leaves[leaf][k].skipped)
+	}
+	if _, _, err := tree.Get(1, Application, 10); err != nil { // sender 1 skips 10
+		t.Fatal(err)
+	}
+	if _, _, err := tree.Get(0, Application, 500); err != nil { // sender 0 skips 500
+		t.Fatal(err)
+	}
+	if got := kept(0, Application) + kept(1, Application); got != 100 {
+		t.Fatalf("%d keys kept, want the cap of 100", got)
+	}
+	if kept(1, Application) != 10 {
+		t.Errorf("sender 1 keeps %d of its 10 skipped keys; sender 0's gap took them", kept(1, Application))
+	}
+	// Sender 0 kept its newest skipped generations.
+	if _, _, err := tree.Get(0, Application, 499); err != nil {
+		t.Errorf("the newest skipped generation: %v", err)
+	}
+	if _, _, err := tree.Get(0, Application, 0); !errors.Is(err, ErrReplay) {
+		t.Errorf("the oldest skipped generation: %v, want ErrReplay", err)
+	}
+	// Sender 2 skips 60: the largest ratchets shrink to make room.
+	if _, _, err := tree.Get(2, Handshake, 60); err != nil {
+		t.Fatal(err)
+	}
+	total := kept(0, Application) + kept(1, Application) + kept(2, Handshake)
+	if total != 100 || kept(1, Application) != 10 {
+		t.Errorf("after a third sender's gap: %d, %d, %d kept (total %d)", kept(0, Application), kept(1, Application), kept(2, Handshake), total)
+	}
+}
