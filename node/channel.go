@@ -31,6 +31,8 @@ const (
 	maxCommitTries = 8
 	// sendBatch caps the sends written in one synced batch.
 	sendBatch = 256
+	// publishQueue is how many persisted messages wait to be published.
+	publishQueue = 4096
 	// recvBatch caps the received application messages decrypted before
 	// one synced write.
 	recvBatch = 256
@@ -176,7 +178,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	c := &channel{
 		n: n, id: bytes.Clone(g.GroupID()),
 		ops: make(chan func()), kick: make(chan struct{}, 1), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
-		pubq: make(chan []byte, 4096), candidates: make(map[[32]byte][]byte),
+		pubq: make(chan []byte, publishQueue), candidates: make(map[[32]byte][]byte),
 		group: g,
 	}
 	c.ctx, c.cancel = context.WithCancel(n.ctx)
@@ -220,7 +222,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 				c.do(c.ctx, func() error {
 					if c.group.HasStagedCommit() {
 						c.offer(msg, false)
-						c.pubq <- msg
+						c.publish(msg)
 					}
 					return nil
 				})
@@ -387,6 +389,19 @@ func (c *channel) read() {
 		case <-c.ctx.Done():
 			return
 		}
+	}
+}
+
+// publish hands a persisted message to publishLoop. It never blocks the
+// loop: when the queue is full (publishing stalls, as it does for up to
+// PublishWait per message while no other member is online) the message
+// stays unpublished, which costs nothing but time, since it is in the
+// log and every member's sync fetches it.
+func (c *channel) publish(msg []byte) {
+	select {
+	case c.pubq <- msg:
+	default:
+		c.n.cfg.Logger.Debug("publish queue full; members catch up through sync", "channel", ChannelID(c.id))
 	}
 }
 
@@ -940,7 +955,7 @@ func (c *channel) startIntent(it *intent) error {
 	c.setGroup(eff.Group)
 	c.staged = it
 	c.offer(eff.Message, false)
-	c.pubq <- eff.Message
+	c.publish(eff.Message)
 	return nil
 }
 
@@ -1019,7 +1034,7 @@ func (c *channel) proposeLeave() error {
 	}
 	c.leaving = true
 	c.setGroup(eff.Group)
-	c.pubq <- eff.Message
+	c.publish(eff.Message)
 	return nil
 }
 
@@ -1101,7 +1116,7 @@ func (c *channel) sendAll(reqs []*sendReq) {
 	}
 	c.setGroup(g)
 	for i, r := range done {
-		c.pubq <- msgs[i]
+		c.publish(msgs[i])
 		msg := c.messageOf(seqs[i], items[i].rec)
 		// Every client of this node sees the message, not only the one
 		// that sent it (a chat in one terminal, a send in another).

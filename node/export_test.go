@@ -185,3 +185,4 @@ func (n *Node) FailWrites(err error) {
 	}
 	n.writeFault.Store(&err)
 }
+const PublishQueue = publishQueue

@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -129,5 +131,66 @@ func TestMessageOfAnotherChannel(t *testing.T) {
 		if m.Body == "for channel two" {
 			t.Fatal("a message of another channel is in the history")
 		}
+	}
+}
+
+// TestSyncRefusalSaysNothing: a peer that is no member, asking to sync a
+// channel this node is in and one it is not, gets the same refusal: the
+// answer does not tell which channels a node is in.
+func TestSyncRefusalSaysNothing(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice := c.Add("alice")
+	info, err := alice.CreateChannel(ctx, "private", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := nodetest.RawHost(ctx, t, alice)
+	refusal := func(channel []byte) string {
+		err := raw.Sync(ctx, alice.ID(), channel, nil, func(p2p.SyncEntry) error { return nil })
+		if err == nil {
+			t.Fatalf("a stranger synced channel %x", channel)
+		}
+		return err.Error()
+	}
+	known, unknown := refusal(info.ID), refusal(bytes.Repeat([]byte{7}, len(info.ID)))
+	if known != unknown {
+		t.Errorf("refusals differ:\n  channel it is in:     %s\n  channel it is not in: %s", known, unknown)
+	}
+}
+
+// TestLoneMemberSends: with no other member online, publishing stalls
+// (each message waits for a topic peer), and the queue of persisted
+// messages fills. The channel goes on all the same: sends are persisted
+// and answered, and members catch up through sync. (It stopped: the
+// loop blocked on the full queue, and with it every send, receive and
+// operation of the channel.)
+func TestLoneMemberSends(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	c.Configure = func(_ string, cfg *node.Config) { cfg.P2P.PublishWait = time.Hour }
+	alice := c.Add("alice")
+	info, err := alice.CreateChannel(ctx, "alone", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = node.PublishQueue + 100
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, n)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := alice.Send(ctx, info.ID, fmt.Sprint(i))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(alice.History(info.ID)); got != n {
+		t.Fatalf("history holds %d messages, want %d", got, n)
 	}
 }

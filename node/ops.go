@@ -196,15 +196,25 @@ func (n *Node) newEnvelope(body string) (*envelope, error) {
 	return env, nil
 }
 
+// Refusals of serveSync; their text is all the asking peer learns.
+var (
+	errNotServed       = errors.New("not served")
+	errSyncUnavailable = errors.New("unavailable")
+)
+
 // serveSync serves a channel's log to its members, after a cursor that is
 // the big-endian sequence number of the last entry sent.
+//
+// A refusal reaches the asking peer as its text, so every refusal to one
+// who is no member reads the same: which channels this node is in, and
+// who their members are, is not the business of anyone who asks.
 func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byte, limit int) ([]p2p.SyncEntry, error) {
 	c, err := n.channel(channelID)
 	if err != nil {
-		return nil, errors.New("no such channel")
+		return nil, errNotServed
 	}
 	if _, ok := c.snap.Load().peers[from]; !ok {
-		return nil, errors.New("not a member")
+		return nil, errNotServed
 	}
 	var seq uint64
 	switch len(after) {
@@ -216,13 +226,15 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byt
 	}
 	page, err := n.st.LogAfter(channelID, seq, limit)
 	if err != nil {
-		return nil, err
+		n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "err", err)
+		return nil, errSyncUnavailable
 	}
 	entries := make([]p2p.SyncEntry, 0, len(page))
 	for _, e := range page {
 		rec, err := parseLogRecord(e.Data)
 		if err != nil {
-			return nil, err
+			n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "seq", e.Seq, "err", err)
+			return nil, errSyncUnavailable
 		}
 		entries = append(entries, p2p.SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, e.Seq), Data: rec.Message})
 	}
