@@ -37,8 +37,12 @@ type Group struct {
 	// (joiner, welcome and encryption secrets, §9.2).
 	epoch   *keyschedule.Epoch
 	secrets *keyschedule.SecretTree
-	interim []byte // interim transcript hash
-	tag     []byte // confirmation tag of the commit that began the epoch
+	// aheadOverride replaces the window's MaxAhead for one ProcessWith
+	// call; never part of a state handed out.
+	aheadOverride    uint32
+	hasAheadOverride bool
+	interim          []byte // interim transcript hash
+	tag              []byte // confirmation tag of the commit that began the epoch
 
 	proposals []*cachedProposal // received or sent this epoch
 	past      []*pastEpoch      // newest first
@@ -179,6 +183,17 @@ func (g *Group) Member(leaf uint32) (Member, bool) {
 		return Member{}, false
 	}
 	return memberOf(treemath.LeafIndex(leaf), ln), true
+}
+
+// SkippedKeys is how many keys of skipped generations the current epoch
+// keeps (§9.2): it grows when a message arrives ahead of its sender's
+// next generation, which tells a receiver that messages were lost or are
+// late.
+func (g *Group) SkippedKeys() int {
+	if g.secrets == nil {
+		return 0
+	}
+	return g.secrets.Skipped()
 }
 
 // EpochAuthenticator is the epoch_authenticator of the current epoch

@@ -57,6 +57,48 @@ type Sender struct {
 // is already cached), and a commit merged earlier with ErrWrongEpoch: a
 // node that sees its own messages come back drops them.
 func (g *Group) Process(message []byte) (*Effects, error) {
+	return g.process(message)
+}
+
+// ProcessOptions adjust one Process call.
+type ProcessOptions struct {
+	// MaxGenerationsAhead, if not zero, replaces Config's for this
+	// message; negative means none: only a sender's next generation is
+	// read, anything after a gap fails with ErrTooFarAhead and leaves the
+	// ratchet as it was. A receiver whose transport loses runs of
+	// messages, and that has another way to fetch them in order, reads
+	// that transport in order, so that a later message never moves the
+	// ratchet on and pushes the lost ones out of the window.
+	MaxGenerationsAhead int
+}
+
+// ProcessWith is Process with o.
+func (g *Group) ProcessWith(message []byte, o ProcessOptions) (*Effects, error) {
+	if o.MaxGenerationsAhead == 0 {
+		return g.process(message)
+	}
+	h := g.clone()
+	h.aheadOverride = windowValue(o.MaxGenerationsAhead, 0)
+	h.hasAheadOverride = true
+	eff, err := h.process(message)
+	if eff != nil && eff.Group != nil {
+		eff.Group.aheadOverride, eff.Group.hasAheadOverride = 0, false
+	}
+	return eff, err
+}
+
+// withAhead applies the call's window override to t, a tree of this
+// call's own, and returns what undoes it.
+func (g *Group) withAhead(t *keyschedule.SecretTree) (undo func()) {
+	if !g.hasAheadOverride || t == nil {
+		return func() {}
+	}
+	was := t.Window().MaxAhead
+	t.SetMaxAhead(g.aheadOverride)
+	return func() { t.SetMaxAhead(was) }
+}
+
+func (g *Group) process(message []byte) (*Effects, error) {
 	var m mls.MLSMessage
 	if err := wire.Unmarshal(message, &m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -105,7 +147,9 @@ func (g *Group) stepMember(m *mls.MLSMessage, raw []byte) (*Effects, error) {
 	}
 	var ac *mls.AuthenticatedContent
 	if m.PrivateMessage != nil {
+		undo := g.withAhead(next.secrets)
 		ac, err = f.UnprotectPrivate(m.PrivateMessage, g.senderKey)
+		undo()
 	} else {
 		ac, err = f.UnprotectPublic(m.PublicMessage, g.senderKey)
 	}
@@ -207,6 +251,8 @@ func (g *Group) receivePast(pm *mls.PrivateMessage) (*Effects, error) {
 	if err != nil {
 		return nil, err
 	}
+	undo := g.withAhead(st)
+	defer undo()
 	ac, err := f.UnprotectPrivate(pm, func(c *mls.FramedContent) ([]byte, error) {
 		l := c.Sender.LeafIndex
 		if c.Sender.Type != mls.SenderMember || int(l) >= len(old.sigKeys) || old.sigKeys[l] == nil {

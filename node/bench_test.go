@@ -132,7 +132,7 @@ func BenchmarkThroughput(b *testing.B) {
 	body := string(make([]byte, size))
 	// Sends are acknowledged once durable, so a sender's throughput is
 	// its sends in flight per synced write: 8 and 64 of them.
-	for _, senders := range []int{8, 64} {
+	for _, senders := range []int{8, 64, 256} {
 		b.Run(fmt.Sprintf("spacepanda/senders=%d", senders), func(b *testing.B) {
 			alice, bob, ch, ctx := pair(b)
 			sub := bob.Subscribe(b.N + 1024)

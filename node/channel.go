@@ -91,6 +91,7 @@ type channel struct {
 	// pending is received application messages decrypted but not yet
 	// written (see flush).
 	pending pendingBatch
+	gather  *time.Timer // see more
 }
 
 // pendingBatch is what a run of received application messages leaves for
@@ -297,15 +298,17 @@ func (c *channel) run() {
 			c.handleSends(r)
 		case m := <-c.inbound:
 			c.receive(m)
-			// Take what else has arrived into the same write.
+			// Take what else has arrived into the same write. A sync hands
+			// over one entry at a time, each once the one before is
+			// processed, so the next is a moment away: wait that moment,
+			// or every synced entry costs a write of its own.
 			for n := 1; n < recvBatch; n++ {
-				select {
-				case m := <-c.inbound:
-					c.receive(m)
-					continue
-				default:
+				next, ok := c.more(m.sync)
+				if !ok {
+					break
 				}
-				break
+				m = next
+				c.receive(m)
 			}
 		case <-c.settleC:
 			c.settle()
@@ -313,6 +316,35 @@ func (c *channel) run() {
 		if err := c.flush(); err != nil && c.ctx.Err() == nil {
 			c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
 		}
+	}
+}
+
+// syncGather is how long the loop waits for a sync's next entry before
+// it writes what it has.
+const syncGather = 500 * time.Microsecond
+
+// more is the next message that has arrived, if any; after a synced
+// entry, it waits syncGather for the next one.
+func (c *channel) more(afterSync bool) (inbound, bool) {
+	select {
+	case m := <-c.inbound:
+		return m, true
+	default:
+	}
+	if !afterSync {
+		return inbound{}, false
+	}
+	if c.gather == nil {
+		c.gather = time.NewTimer(syncGather)
+	} else {
+		c.gather.Reset(syncGather)
+	}
+	select {
+	case m := <-c.inbound:
+		c.gather.Stop()
+		return m, true
+	case <-c.gather.C:
+		return inbound{}, false
 	}
 }
 
@@ -398,6 +430,9 @@ func (c *channel) read() {
 // stays unpublished, which costs nothing but time, since it is in the
 // log and every member's sync fetches it.
 func (c *channel) publish(msg []byte) {
+	if c.n.dropPublish.Load() {
+		return
+	}
 	select {
 	case c.pubq <- msg:
 	default:
@@ -424,7 +459,14 @@ func (c *channel) publishLoop() {
 // validate is the topic's validator; it runs before a message is
 // forwarded, so it reads only what needs no keys, and the epoch through
 // an atomic.
-func (c *channel) validate(_ context.Context, _ peer.ID, data []byte) p2p.Verdict {
+func (c *channel) validate(_ context.Context, from peer.ID, data []byte) p2p.Verdict {
+	if from == c.n.id {
+		// This node's own, persisted before it was queued: publishing
+		// runs behind the loop, which may have moved on an epoch since,
+		// and gossipsub validates local messages too. Refused here, the
+		// commit or message reached the others only through sync.
+		return p2p.Accept
+	}
 	info, err := mlsgroup.InspectMessage(data)
 	switch {
 	case err != nil:
@@ -587,8 +629,17 @@ func (c *channel) process(m inbound) error {
 		// has no keys for that epoch. (An epoch compared with the one
 		// the channel was opened at dropped, after a restart, every
 		// message of the epochs between the join and the restart.)
-		eff, err := c.cur().Process(m.data)
+		var opts mlsgroup.ProcessOptions
+		if !m.sync {
+			opts = fromTopic
+		}
+		eff, err := c.cur().ProcessWith(m.data, opts)
 		if err != nil {
+			if errors.Is(err, mlsgroup.ErrTooFarAhead) {
+				// Messages of the sender before this one are missing
+				// (see fromTopic): its log has them, in order.
+				c.requestSync()
+			}
 			c.n.cfg.Logger.Debug("message refused", "channel", ChannelID(c.id), "err", err)
 			return c.skip(m, nil)
 		}

@@ -80,13 +80,13 @@ func (n *Node) Future(ctx context.Context, channel []byte) (count, bytes int, ma
 	return count, bytes, maxEpoch, err
 }
 
-// Validate is channel's topic validator.
-func (n *Node) Validate(channel, data []byte) p2p.Verdict {
+// Validate is channel's topic validator, for a message from.
+func (n *Node) Validate(channel []byte, from peer.ID, data []byte) p2p.Verdict {
 	c, err := n.channel(channel)
 	if err != nil {
 		return p2p.Reject
 	}
-	return c.validate(context.Background(), "", data)
+	return c.validate(context.Background(), from, data)
 }
 
 // StateSize is the size of channel's persisted group state.
@@ -185,4 +185,9 @@ func (n *Node) FailWrites(err error) {
 	}
 	n.writeFault.Store(&err)
 }
+
 const PublishQueue = publishQueue
+
+// DropPublishes makes the node persist and acknowledge what it sends but
+// publish nothing, until called with false.
+func (n *Node) DropPublishes(drop bool) { n.dropPublish.Store(drop) }

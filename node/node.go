@@ -55,6 +55,9 @@ type Node struct {
 	// writeFault, set by tests, is an error every store write reports
 	// after it reached the disk: a failed fsync whose data landed.
 	writeFault atomic.Pointer[error]
+	// dropPublish, set by tests, persists what would be published and
+	// publishes nothing: a topic that loses every message.
+	dropPublish atomic.Bool
 
 	mu       sync.Mutex
 	channels map[string]*channel
@@ -187,6 +190,18 @@ const lateWindow = 1024
 // 1024 keys per member. Two full gaps fit; beyond, the senders that keep
 // the most lose their oldest keys first.
 const skippedBudget = 2 * lateWindow
+
+// fromTopic is how a message from the topic is read: in order for its
+// sender. The topic loses runs of messages under load (gossipsub drops
+// what a full queue cannot take); reading on past a run would move the
+// ratchet on, and the messages after it would push the run out of
+// lateWindow before sync brought it: acknowledged messages were lost
+// that way. A message after a gap is left instead (mlsgroup does not
+// touch the ratchet), a sync starts, and the sender's log brings the run
+// and the message in order. Sync itself reads with the window: a log
+// may lack what its owner never got, and waiting for it would wait for
+// ever.
+var fromTopic = mlsgroup.ProcessOptions{MaxGenerationsAhead: -1}
 
 // mlsConfig hands mlsgroup the node's one provider.
 func (n *Node) mlsConfig() mlsgroup.Config {

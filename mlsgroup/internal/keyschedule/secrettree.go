@@ -143,6 +143,17 @@ func (t *SecretTree) SetWindow(w Window) {
 	t.capSkipped()
 }
 
+// Skipped is how many keys of skipped generations the tree keeps.
+func (t *SecretTree) Skipped() int {
+	n := 0
+	for _, l := range t.leaves {
+		if l != nil {
+			n += len(l[Handshake].skipped) + len(l[Application].skipped)
+		}
+	}
+	return n
+}
+
 // capSkipped holds the kept keys to Window.MaxSkipped by dropping the
 // oldest generations of the ratchets that keep the most, so that one
 // sender's long gap costs the others' few nothing.
@@ -151,12 +162,7 @@ func (t *SecretTree) capSkipped() {
 	if limit == 0 {
 		return
 	}
-	total := 0
-	for _, l := range t.leaves {
-		if l != nil {
-			total += len(l[Handshake].skipped) + len(l[Application].skipped)
-		}
-	}
+	total := t.Skipped()
 	for total > limit {
 		// The largest ratchet shrinks to the size of the next largest
 		// (or by the excess, if that is less), then the loop goes on.
@@ -188,6 +194,9 @@ func (t *SecretTree) capSkipped() {
 		total -= drop
 	}
 }
+
+// SetMaxAhead changes only the window's MaxAhead, which drops nothing.
+func (t *SecretTree) SetMaxAhead(n uint32) { t.window.MaxAhead = n }
 
 // Window is the current out-of-order window.
 func (t *SecretTree) Window() Window { return t.window }
