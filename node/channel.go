@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -26,6 +27,10 @@ const (
 	// the cap is what such messages cost a member, whoever sends them.
 	maxFuture      = 1024
 	maxFutureBytes = 8 << 20
+	// maxCandidates and maxCandidateBytes cap the commits an epoch
+	// gathers before it settles.
+	maxCandidates     = 32
+	maxCandidateBytes = 8 << 20
 	// maxCommitTries is how often a commit that loses its epoch is made
 	// again before the caller is told ErrCommitLost.
 	maxCommitTries = 8
@@ -70,6 +75,7 @@ type channel struct {
 	// candSyncs are the sync entries each candidate came in, whose
 	// cursors pass it once it is refused.
 	candSyncs   map[[32]byte][]inbound
+	candBytes   int
 	settleTimer *time.Timer
 	settleC     <-chan time.Time
 	future      []inbound
@@ -594,7 +600,12 @@ func (c *channel) process(m inbound) error {
 		// comes: what won on one provider's side may not be what ranks
 		// first among every member's (catchUp asks them all before the
 		// epoch settles, see settleSynced).
-		c.offer(m.data, m.sync)
+		if !c.offer(m.data, m.sync) {
+			if m.sync {
+				return c.holdSync() // the round after the epoch settles
+			}
+			return nil
+		}
 		if m.sync {
 			c.candSync(h, m)
 			return c.holdSync()
@@ -728,11 +739,20 @@ func (c *channel) nowMillis() uint64 { return uint64(c.n.cfg.Now().UnixMilli()) 
 
 // offer adds a commit for the current epoch to the candidates, and starts
 // the settle window with the first.
-func (c *channel) offer(data []byte, synced bool) {
+func (c *channel) offer(data []byte, synced bool) bool {
 	h := sha256.Sum256(data)
 	if _, ok := c.candidates[h]; ok {
-		return
+		return true
 	}
+	// Anyone on the topic can make a commit-shaped message (only settling
+	// tells), so what an epoch gathers is bounded; this node's own always
+	// counts. What is turned away and was real comes again through sync.
+	if own := c.group.StagedCommit(); !bytes.Equal(data, own) {
+		if len(c.candidates) >= maxCandidates || c.candBytes+len(data) > maxCandidateBytes {
+			return false
+		}
+	}
+	c.candBytes += len(data)
 	if len(c.candidates) == 0 {
 		c.syncOnly = synced
 	}
@@ -742,6 +762,25 @@ func (c *channel) offer(data []byte, synced bool) {
 		c.settleTimer = time.NewTimer(c.n.cfg.SettleWindow)
 		c.settleC = c.settleTimer.C
 	}
+	return true
+}
+
+// committerRank orders the commits of an epoch by who made them: the
+// leaves take turns at the front, one epoch each. The rank is authenticated
+// (a commit's sender is signed) and nobody chooses it: ranked by the
+// hash of its bytes alone, a commit's maker could draw fresh commits
+// until one ranked first, and a member who did so could never be removed
+// (found by review: eight removals in a row lost to it).
+func committerRank(g *mlsgroup.Group, leaf uint32) uint32 {
+	var width uint32
+	for _, m := range g.Members() {
+		width = max(width, m.LeafIndex+1)
+	}
+	if width == 0 {
+		return leaf
+	}
+	turn := uint32(g.Epoch() % uint64(width))
+	return (leaf + width - turn) % width
 }
 
 func (c *channel) candSync(h [32]byte, m inbound) {
@@ -753,13 +792,15 @@ func (c *channel) candSync(h [32]byte, m inbound) {
 }
 
 func (c *channel) clearCandidates() {
+	c.candBytes = 0
 	clear(c.candidates)
 	clear(c.candSyncs)
 }
 
-// settle applies the commit of the epoch that ranks first: the valid one
-// with the lowest SHA-256 of its bytes. Every member that holds the same
-// candidates picks the same one, whatever order they came in.
+// settle applies the commit of the epoch that ranks first (committerRank,
+// then the lowest SHA-256 of its bytes among one committer's). Every
+// member that holds the same candidates picks the same one, whatever
+// order they came in.
 func (c *channel) settle() {
 	if c.settleTimer != nil {
 		c.settleTimer.Stop()
@@ -769,23 +810,44 @@ func (c *channel) settle() {
 		c.n.cfg.Logger.Error("writing received messages", "channel", ChannelID(c.id), "err", err)
 		return
 	}
-	hashes := make([][32]byte, 0, len(c.candidates))
-	for h := range c.candidates {
-		hashes = append(hashes, h)
+	type ranked struct {
+		h    [32]byte
+		rank uint32
 	}
-	slices.SortFunc(hashes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	for _, h := range hashes {
-		if err := c.applyCommit(c.candidates[h], h, inbound{}); err == nil {
-			return
-		} else {
-			c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id), "err", err)
-			// Never valid here: the syncs that brought it go on past it.
-			for _, m := range c.candSyncs[h] {
-				c.pending.addCursor(m)
+	var valid []ranked
+	own := c.group.StagedCommit()
+	for h, data := range c.candidates {
+		leaf := c.group.LeafIndex()
+		if !bytes.Equal(data, own) {
+			eff, err := c.group.Process(data)
+			if err != nil {
+				c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id), "err", err)
+				// Never valid here: the syncs that brought it go on past it.
+				for _, m := range c.candSyncs[h] {
+					c.pending.addCursor(m)
+				}
+				continue
 			}
+			leaf = eff.Sender.LeafIndex
+		}
+		valid = append(valid, ranked{h: h, rank: committerRank(c.group, leaf)})
+	}
+	slices.SortFunc(valid, func(a, b ranked) int {
+		if a.rank != b.rank {
+			return cmp.Compare(a.rank, b.rank)
+		}
+		return bytes.Compare(a.h[:], b.h[:])
+	})
+	for _, v := range valid {
+		if err := c.applyCommit(c.candidates[v.h], v.h, inbound{}); err == nil {
+			return
 		}
 	}
 	c.clearCandidates()
+	// No epoch change, so advance does not run: what waits for the epoch
+	// to settle would wait for a commit that may never come (one junk
+	// candidate from anyone stalled every queued commit).
+	defer c.next()
 	if c.resync {
 		c.resync = false
 		c.requestSync()

@@ -191,3 +191,16 @@ const PublishQueue = publishQueue
 // DropPublishes makes the node persist and acknowledge what it sends but
 // publish nothing, until called with false.
 func (n *Node) DropPublishes(drop bool) { n.dropPublish.Store(drop) }
+
+const MaxCandidates = maxCandidates
+
+// CommitterRank is where a commit of leaf ranks in channel's current
+// epoch (lower first).
+func (n *Node) CommitterRank(ctx context.Context, channel []byte, leaf uint32) (r uint32, err error) {
+	c, err := n.channel(channel)
+	if err != nil {
+		return 0, err
+	}
+	err = c.do(ctx, func() error { r = committerRank(c.group, leaf); return nil })
+	return r, err
+}

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -81,8 +80,8 @@ func TestSyncHoldsCandidateCommit(t *testing.T) {
 
 // TestSyncedRivalsSettle: two rival commits for one epoch that reach a
 // member only through syncs, each from a provider whose log holds it, are
-// settled like any others: the one that ranks first wins, whichever
-// provider answered first. (Applied as they came, the first provider's
+// settled like any others: the one that ranks first (its committer's
+// turn) wins, whichever provider answered first. (Applied as they came, the first provider's
 // commit won, and members that heard them in another order forked.)
 func TestSyncedRivalsSettle(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
@@ -111,8 +110,28 @@ func TestSyncedRivalsSettle(t *testing.T) {
 		from *nodetest.Peer
 	}
 	first, second := rival{a, alice}, rival{cc, carol}
-	ha, hc := sha256.Sum256(a), sha256.Sum256(cc)
-	if bytes.Compare(ha[:], hc[:]) < 0 { // the one that ranks first comes second
+	leafOf := func(p *nodetest.Peer) uint32 {
+		ms, err := bob.Members(info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Peer == p.ID() {
+				return m.Leaf
+			}
+		}
+		t.Fatalf("%s is no member", p.Name)
+		return 0
+	}
+	ra, err := bob.CommitterRank(ctx, info.ID, leafOf(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := bob.CommitterRank(ctx, info.ID, leafOf(carol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra < rc { // the one that ranks first comes second
 		first, second = second, first
 	}
 	for _, r := range []rival{first, second} {
