@@ -48,6 +48,12 @@ type Config struct {
 	// a Welcome); zero means 8 and 8 MiB.
 	MaxInvitationsPerPeer     int
 	MaxInvitationBytesPerPeer int
+	// MaxInvitations and MaxInvitationBytes bound the pending invitations
+	// from all peers together (default 256 and 64 MiB): a peer ID costs
+	// nothing, so the per-peer bound alone bounds nothing. Peers in
+	// AutoAccept are not held to them.
+	MaxInvitations     int
+	MaxInvitationBytes int
 
 	// SettleWindow is how long the commits of one epoch are gathered
 	// before the one that ranks first is applied; zero means one second.
@@ -91,7 +97,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.DataDir == "" {
 		return cfg, fmt.Errorf("%w: Config.DataDir is required", ErrInvalidArgument)
 	}
-	if cfg.SettleWindow < 0 || cfg.FetchTimeout < 0 || cfg.SyncInterval < 0 || cfg.MaxInvitationsPerPeer < 0 || cfg.MaxInvitationBytesPerPeer < 0 {
+	if cfg.SettleWindow < 0 || cfg.FetchTimeout < 0 || cfg.SyncInterval < 0 || cfg.MaxInvitationsPerPeer < 0 || cfg.MaxInvitationBytesPerPeer < 0 ||
+		cfg.MaxInvitations < 0 || cfg.MaxInvitationBytes < 0 {
 		return cfg, errors.Join(ErrInvalidArgument, errors.New("node: negative Config field"))
 	}
 	if cfg.SettleWindow == 0 {
@@ -105,6 +112,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxInvitationsPerPeer == 0 {
 		cfg.MaxInvitationsPerPeer = 8
+	}
+	if cfg.MaxInvitations == 0 {
+		cfg.MaxInvitations = 256
+	}
+	if cfg.MaxInvitationBytes == 0 {
+		cfg.MaxInvitationBytes = 64 << 20
 	}
 	if cfg.MaxInvitationBytesPerPeer == 0 {
 		cfg.MaxInvitationBytesPerPeer = 8 << 20

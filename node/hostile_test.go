@@ -194,3 +194,32 @@ func TestLoneMemberSends(t *testing.T) {
 		t.Fatalf("history holds %d messages, want %d", got, n)
 	}
 }
+
+// TestWelcomeFloodManyPeers: the bound on pending invitations holds over
+// all peers together, since a fresh peer ID costs nothing. (Found by
+// review: each new identity could make the node keep 8 more.)
+func TestWelcomeFloodManyPeers(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	c.Configure = func(name string, cfg *node.Config) {
+		if name == "bob" {
+			cfg.MaxInvitations = 2
+		}
+	}
+	s1, bob := c.Add("s1"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	strangers := []*nodetest.Peer{s1, c.Add("s2"), c.Add("s3")}
+	for _, s := range strangers {
+		info, err := s.CreateChannel(ctx, "free stuff", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Node.Invite(ctx, info.ID, bob.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.Await(ctx, "the third stranger's Welcome refused", func() bool { return countEvents(strangers, node.EventError) >= 1 })
+	if n := len(bob.Invitations()); n != 2 {
+		t.Fatalf("bob keeps %d invitations from three peers, want the cap of 2", n)
+	}
+}

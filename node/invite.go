@@ -116,17 +116,32 @@ func (n *Node) handleWelcome(_ context.Context, from peer.ID, welcome []byte) er
 		n.mu.Unlock()
 		return nil // a duplicate: the acknowledgement was lost
 	}
-	count, size := 0, 0
+	// The slot is taken under the lock, before the Join that takes time,
+	// so that concurrent Welcomes (a peer may open several streams) see
+	// each other.
+	count, size := n.inviteHeld[from].count, n.inviteHeld[from].bytes
+	total, totalSize := n.inviteHeldAll.count, n.inviteHeldAll.bytes
 	for _, inv := range n.invites {
+		total++
+		totalSize += len(inv.welcome)
 		if inv.Inviter == from {
 			count++
 			size += len(inv.welcome)
 		}
 	}
-	n.mu.Unlock()
-	if count >= n.cfg.MaxInvitationsPerPeer || size+len(welcome) > n.cfg.MaxInvitationBytesPerPeer {
+	trusted := slices.Contains(n.cfg.AutoAccept, from)
+	if count >= n.cfg.MaxInvitationsPerPeer || size+len(welcome) > n.cfg.MaxInvitationBytesPerPeer ||
+		!trusted && (total >= n.cfg.MaxInvitations || totalSize+len(welcome) > n.cfg.MaxInvitationBytes) {
+		n.mu.Unlock()
 		return ErrTooManyInvitations
 	}
+	n.holdInvite(from, len(welcome), 1)
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.holdInvite(from, len(welcome), -1)
+		n.mu.Unlock()
+	}()
 	eff, err := mlsgroup.Join(n.mlsConfig(), welcome, n.signer, mlsgroup.JoinOptions{})
 	var none *mlsgroup.NoMatchingKeyPackageError
 	if errors.As(err, &none) && slices.Contains(none.Status, mlsgroup.KeyPackageConsumed) {
@@ -168,6 +183,28 @@ func (n *Node) handleWelcome(_ context.Context, from peer.ID, welcome []byte) er
 		})
 	}
 	return nil
+}
+
+// inviteHold is what Welcomes being read, not yet kept, hold of the
+// invitation bounds.
+type inviteHold struct{ count, bytes int }
+
+// holdInvite adds (sign 1) or releases (sign -1) a Welcome being read;
+// n.mu is held.
+func (n *Node) holdInvite(from peer.ID, size, sign int) {
+	if n.inviteHeld == nil {
+		n.inviteHeld = make(map[peer.ID]inviteHold)
+	}
+	h := n.inviteHeld[from]
+	h.count += sign
+	h.bytes += sign * size
+	if h.count == 0 {
+		delete(n.inviteHeld, from)
+	} else {
+		n.inviteHeld[from] = h
+	}
+	n.inviteHeldAll.count += sign
+	n.inviteHeldAll.bytes += sign * size
 }
 
 func (inv *Invitation) public() *Invitation {

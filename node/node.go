@@ -62,7 +62,11 @@ type Node struct {
 	mu       sync.Mutex
 	channels map[string]*channel
 	invites  map[string]*Invitation // by ID
-	closed   bool
+	// inviteHeld and inviteHeldAll count Welcomes being read (see
+	// handleWelcome), by peer and in all.
+	inviteHeld    map[peer.ID]inviteHold
+	inviteHeldAll inviteHold
+	closed        bool
 }
 
 // Open starts a node on the data directory in cfg: it opens the store
