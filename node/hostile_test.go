@@ -2,11 +2,13 @@ package node_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/mlsgroup"
 	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
 	"github.com/spacepanda/spacepanda/p2p"
@@ -221,5 +223,66 @@ func TestWelcomeFloodManyPeers(t *testing.T) {
 	bob.Await(ctx, "the third stranger's Welcome refused", func() bool { return countEvents(strangers, node.EventError) >= 1 })
 	if n := len(bob.Invitations()); n != 2 {
 		t.Fatalf("bob keeps %d invitations from three peers, want the cap of 2", n)
+	}
+}
+
+// TestForgedBindingRefused: a member's modified client commits the Add of
+// a KeyPackage that carries bob's identity (his genuine binding, copied)
+// on a key of its own, to pass for bob. Every honest member refuses the
+// commit when it settles (the credential's binding does not name the key
+// it signs with), nobody is added, and the channel goes on.
+func TestForgedBindingRefused(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, mallory, bob := c.Add("alice"), c.Add("mallory"), c.Add("bob")
+	mallory.PublishKeyPackages(ctx)
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "forge", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, mallory)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, mallory)
+	before := alice.MustInfo(info.ID).Epoch
+
+	bobs, err := mallory.FetchKeyPackage(ctx, bob.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := mlsgroup.GenerateSigner(mlsgroup.DefaultCipherSuite, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := mlsgroup.NewKeyPackage(&mlsgroup.MemoryStorage{}, bobs.Identity(), signer,
+		mlsgroup.KeyPackageOptions{Lifetime: time.Hour, Capabilities: mlsgroup.Capabilities{Extensions: []uint16{node.ExtChannelMeta}}}, rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.PublishAddUnchecked(ctx, info.ID, forged); err != nil {
+		t.Fatal(err)
+	}
+	alice.Await(ctx, "alice to gather the forged commit", func() bool {
+		k, _ := alice.Candidates(ctx, info.ID)
+		return k == 1
+	})
+	alice.Await(ctx, "the epoch to settle without it", func() bool {
+		k, _ := alice.Candidates(ctx, info.ID)
+		return k == 0
+	})
+	if i := alice.MustInfo(info.ID); i.Epoch != before || i.Members != 2 {
+		t.Fatalf("after the forged Add: epoch %d (was %d), %d members", i.Epoch, before, i.Members)
+	}
+	if err := alice.Update(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, mallory)
+	ms, err := alice.Members(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Peer == bob.ID() {
+			t.Fatalf("bob is a member by a forged binding: %v", ms)
+		}
 	}
 }
