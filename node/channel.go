@@ -1142,7 +1142,10 @@ func (c *channel) proposeLeave() error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.write(step{group: eff.Group}); err != nil {
+	// In this node's own log too: a member that missed it on the topic
+	// gets it from here through sync, even when nobody else has it.
+	rec := logRecord{Kind: logProposal, Epoch: c.group.Epoch(), Message: eff.Message, Sender: []byte(c.n.id), ReceivedAt: c.nowMillis()}
+	if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: sha256.Sum256(eff.Message), rec: &rec}}}); err != nil {
 		return err
 	}
 	c.leaving = true

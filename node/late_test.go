@@ -230,3 +230,29 @@ func TestLostRunRecovered(t *testing.T) {
 	}
 	awaitBodies(ctx, t, bob, info.ID, want)
 }
+
+// TestMissedLeaveFromProposersLog: a member's leave proposal that the
+// topic lost reaches the others through sync from the proposer's own
+// log, and the leave completes. (The proposer did not log its own
+// proposal, so in a group of two nobody could ever commit it.)
+func TestMissedLeaveFromProposersLog(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "leave", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, bob)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+	bob.DropPublishes(true)
+	if err := bob.Leave(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SyncNow(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice.Await(ctx, "alice to commit bob's leave", func() bool { return alice.MustInfo(info.ID).Members == 1 })
+	bob.AwaitEvent(ctx, "bob to have left", func(e node.Event) bool { return e.Type == node.EventChannelLeft })
+}
