@@ -27,10 +27,6 @@ const (
 	// the cap is what such messages cost a member, whoever sends them.
 	maxFuture      = 1024
 	maxFutureBytes = 8 << 20
-	// maxCandidates and maxCandidateBytes cap the commits an epoch
-	// gathers before it settles.
-	maxCandidates     = 32
-	maxCandidateBytes = 8 << 20
 	// maxCommitTries is how often a commit that loses its epoch is made
 	// again before the caller is told ErrCommitLost.
 	maxCommitTries = 8
@@ -51,9 +47,10 @@ type channel struct {
 	id  []byte
 	pch *p2p.Channel
 
-	epoch  atomic.Uint64 // the current epoch, for the topic validator
-	rounds atomic.Uint64 // sync rounds done, for tests that wait on one
-	snap   atomic.Pointer[snapshot]
+	epoch   atomic.Uint64 // the current epoch, for the topic validator
+	rounds  atomic.Uint64 // sync rounds done, for tests that wait on one
+	refused atomic.Uint64 // commits refused on arrival, for tests
+	snap    atomic.Pointer[snapshot]
 
 	ops     chan func()
 	kick    chan struct{} // syncLoop: a round now
@@ -68,17 +65,21 @@ type channel struct {
 	// Owned by run's goroutine.
 	group      *mlsgroup.Group
 	meta       channelMeta
-	candidates map[[32]byte][]byte // commits for the current epoch
+	candidates map[[32]byte]candidate // commits for the current epoch
 	// syncOnly: every candidate came from a sync, none from the topic or
 	// this node; such an epoch settles when the sync round ends.
 	syncOnly bool
 	// candSyncs are the sync entries each candidate came in, whose
 	// cursors pass it once it is refused.
 	candSyncs   map[[32]byte][]inbound
-	candBytes   int
 	settleTimer *time.Timer
 	settleC     <-chan time.Time
 	future      []inbound
+	// ahead are topic messages that came after a gap of their sender's
+	// (see fromTopic), read with the window once a sync round has had its
+	// chance to fill the gap.
+	ahead       []inbound
+	aheadBytes  int
 	futureBytes int
 	staged      *intent   // what the staged commit does
 	queue       []*intent // commit work waiting for the staged one
@@ -139,6 +140,9 @@ type inbound struct {
 	from   peer.ID
 	sync   bool
 	cursor []byte // with sync: the provider's cursor after this entry
+	// window: read with the out-of-order window, as a synced entry is
+	// (an ahead message whose sync round is over).
+	window bool
 	done   chan error
 }
 
@@ -185,7 +189,7 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	c := &channel{
 		n: n, id: bytes.Clone(g.GroupID()),
 		ops: make(chan func()), kick: make(chan struct{}, 1), sends: make(chan *sendReq, sendBatch), inbound: make(chan inbound, 64),
-		pubq: make(chan []byte, publishQueue), candidates: make(map[[32]byte][]byte),
+		pubq: make(chan []byte, publishQueue), candidates: make(map[[32]byte]candidate),
 		group: g,
 	}
 	c.ctx, c.cancel = context.WithCancel(n.ctx)
@@ -600,11 +604,13 @@ func (c *channel) process(m inbound) error {
 		// comes: what won on one provider's side may not be what ranks
 		// first among every member's (catchUp asks them all before the
 		// epoch settles, see settleSynced).
-		if !c.offer(m.data, m.sync) {
-			if m.sync {
-				return c.holdSync() // the round after the epoch settles
-			}
-			return nil
+		if err := c.offer(m.data, m.sync); err != nil {
+			// Never valid here (anyone can make a commit-shaped message:
+			// its epoch and group are in the clear), so a sync goes on
+			// past it.
+			c.n.cfg.Logger.Debug("commit refused", "channel", ChannelID(c.id), "err", err)
+			c.refused.Add(1)
+			return c.skip(m, nil)
 		}
 		if m.sync {
 			c.candSync(h, m)
@@ -641,15 +647,22 @@ func (c *channel) process(m inbound) error {
 		// the channel was opened at dropped, after a restart, every
 		// message of the epochs between the join and the restart.)
 		var opts mlsgroup.ProcessOptions
-		if !m.sync {
+		if !m.sync && !m.window {
 			opts = fromTopic
 		}
 		eff, err := c.cur().ProcessWith(m.data, opts)
 		if err != nil {
-			if errors.Is(err, mlsgroup.ErrTooFarAhead) {
+			if errors.Is(err, mlsgroup.ErrTooFarAhead) && opts == fromTopic {
 				// Messages of the sender before this one are missing
-				// (see fromTopic): its log has them, in order.
+				// (see fromTopic): its log has them, in order. Kept,
+				// since the sender may be gone before anyone logged
+				// this one.
 				c.requestSync()
+				if len(c.ahead) < maxFuture && c.aheadBytes+len(m.data) <= maxFutureBytes {
+					c.ahead = append(c.ahead, inbound{data: m.data, from: m.from})
+					c.aheadBytes += len(m.data)
+				}
+				return nil
 			}
 			c.n.cfg.Logger.Debug("message refused", "channel", ChannelID(c.id), "err", err)
 			return c.skip(m, nil)
@@ -737,32 +750,52 @@ func (c *channel) seen(h [32]byte) (bool, error) {
 
 func (c *channel) nowMillis() uint64 { return uint64(c.n.cfg.Now().UnixMilli()) }
 
-// offer adds a commit for the current epoch to the candidates, and starts
-// the settle window with the first.
-func (c *channel) offer(data []byte, synced bool) bool {
+// candidate is a commit for the current epoch and the leaf that made it.
+type candidate struct {
+	data []byte
+	leaf uint32
+}
+
+// offer adds a valid commit for the current epoch to the candidates, and
+// starts the settle window with the first. A commit is checked before it
+// counts: the epoch and group of a message are in the clear, so anyone
+// could make commit-shaped junk, and junk that took a place (there was a
+// cap of 32) made members turn their rivals' real commits away and fork.
+// Each leaf keeps only its best commit, so the candidates are bounded by
+// the members and a member's many commits cost the others nothing.
+func (c *channel) offer(data []byte, synced bool) error {
 	h := sha256.Sum256(data)
 	if _, ok := c.candidates[h]; ok {
-		return true
+		return nil
 	}
-	// Anyone on the topic can make a commit-shaped message (only settling
-	// tells), so what an epoch gathers is bounded; this node's own always
-	// counts. What is turned away and was real comes again through sync.
+	leaf := c.group.LeafIndex()
 	if own := c.group.StagedCommit(); !bytes.Equal(data, own) {
-		if len(c.candidates) >= maxCandidates || c.candBytes+len(data) > maxCandidateBytes {
-			return false
+		eff, err := c.group.Process(data)
+		if err != nil {
+			return err
 		}
+		leaf = eff.Sender.LeafIndex
 	}
-	c.candBytes += len(data)
+	for oh, o := range c.candidates {
+		if o.leaf != leaf {
+			continue
+		}
+		if bytes.Compare(oh[:], h[:]) < 0 {
+			return nil // the leaf's better commit is here already
+		}
+		delete(c.candidates, oh)
+		delete(c.candSyncs, oh)
+	}
 	if len(c.candidates) == 0 {
 		c.syncOnly = synced
 	}
 	c.syncOnly = c.syncOnly && synced
-	c.candidates[h] = data
+	c.candidates[h] = candidate{data: data, leaf: leaf}
 	if c.settleC == nil {
 		c.settleTimer = time.NewTimer(c.n.cfg.SettleWindow)
 		c.settleC = c.settleTimer.C
 	}
-	return true
+	return nil
 }
 
 // committerRank orders the commits of an epoch by who made them: the
@@ -792,7 +825,6 @@ func (c *channel) candSync(h [32]byte, m inbound) {
 }
 
 func (c *channel) clearCandidates() {
-	c.candBytes = 0
 	clear(c.candidates)
 	clear(c.candSyncs)
 }
@@ -815,22 +847,8 @@ func (c *channel) settle() {
 		rank uint32
 	}
 	var valid []ranked
-	own := c.group.StagedCommit()
-	for h, data := range c.candidates {
-		leaf := c.group.LeafIndex()
-		if !bytes.Equal(data, own) {
-			eff, err := c.group.Process(data)
-			if err != nil {
-				c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id), "err", err)
-				// Never valid here: the syncs that brought it go on past it.
-				for _, m := range c.candSyncs[h] {
-					c.pending.addCursor(m)
-				}
-				continue
-			}
-			leaf = eff.Sender.LeafIndex
-		}
-		valid = append(valid, ranked{h: h, rank: committerRank(c.group, leaf)})
+	for h, cand := range c.candidates {
+		valid = append(valid, ranked{h: h, rank: committerRank(c.group, cand.leaf)})
 	}
 	slices.SortFunc(valid, func(a, b ranked) int {
 		if a.rank != b.rank {
@@ -839,8 +857,13 @@ func (c *channel) settle() {
 		return bytes.Compare(a.h[:], b.h[:])
 	})
 	for _, v := range valid {
-		if err := c.applyCommit(c.candidates[v.h], v.h, inbound{}); err == nil {
+		if err := c.applyCommit(c.candidates[v.h].data, v.h, inbound{}); err == nil {
 			return
+		}
+		c.n.cfg.Logger.Debug("commit candidate refused", "channel", ChannelID(c.id))
+		// Never valid here: the syncs that brought it go on past it.
+		for _, m := range c.candSyncs[v.h] {
+			c.pending.addCursor(m)
 		}
 	}
 	c.clearCandidates()
@@ -1326,9 +1349,29 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			c.n.cfg.Logger.Info("catching up", "channel", ChannelID(c.id), "peer", m.Peer, "err", err)
 		}
 	}
-	c.do(ctx, func() error { c.settleSynced(); return nil })
+	c.do(ctx, func() error {
+		c.settleSynced()
+		c.readAhead()
+		return nil
+	})
 	c.rounds.Add(1)
 	return failed
+}
+
+// readAhead reads, with the window, the topic messages that waited for
+// a gap of their sender's: the round just over brought what the members'
+// logs had of the gap, and what is still missing may never come (its
+// sender gone, or the message never logged). A message a sync already
+// brought is seen, and dropped.
+func (c *channel) readAhead() {
+	ahead := c.ahead
+	c.ahead, c.aheadBytes = nil, 0
+	for _, m := range ahead {
+		m.window = true
+		if err := c.process(m); err != nil {
+			c.n.cfg.Logger.Debug("message after a gap", "channel", ChannelID(c.id), "err", err)
+		}
+	}
 }
 
 // settleSynced settles an epoch whose candidates all came from the sync

@@ -192,8 +192,6 @@ const PublishQueue = publishQueue
 // publish nothing, until called with false.
 func (n *Node) DropPublishes(drop bool) { n.dropPublish.Store(drop) }
 
-const MaxCandidates = maxCandidates
-
 // CommitterRank is where a commit of leaf ranks in channel's current
 // epoch (lower first).
 func (n *Node) CommitterRank(ctx context.Context, channel []byte, leaf uint32) (r uint32, err error) {
@@ -203,4 +201,13 @@ func (n *Node) CommitterRank(ctx context.Context, channel []byte, leaf uint32) (
 	}
 	err = c.do(ctx, func() error { r = committerRank(c.group, leaf); return nil })
 	return r, err
+}
+
+// RefusedCommits is how many commits channel refused on arrival.
+func (n *Node) RefusedCommits(channel []byte) uint64 {
+	c, err := n.channel(channel)
+	if err != nil {
+		return 0
+	}
+	return c.refused.Load()
 }
