@@ -50,6 +50,7 @@ type channel struct {
 	epoch   atomic.Uint64 // the current epoch, for the topic validator
 	rounds  atomic.Uint64 // sync rounds done, for tests that wait on one
 	refused atomic.Uint64 // commits refused on arrival, for tests
+	started atomic.Uint64 // sync rounds begun (see readAhead)
 	snap    atomic.Pointer[snapshot]
 
 	ops     chan func()
@@ -143,6 +144,7 @@ type inbound struct {
 	// window: read with the out-of-order window, as a synced entry is
 	// (an ahead message whose sync round is over).
 	window bool
+	round  uint64 // with ahead: the first sync round that can fill its gap
 	done   chan error
 }
 
@@ -659,7 +661,8 @@ func (c *channel) process(m inbound) error {
 				// this one.
 				c.requestSync()
 				if len(c.ahead) < maxFuture && c.aheadBytes+len(m.data) <= maxFutureBytes {
-					c.ahead = append(c.ahead, inbound{data: m.data, from: m.from})
+					// Waits for a round that begins after now.
+					c.ahead = append(c.ahead, inbound{data: m.data, from: m.from, round: c.started.Load() + 1})
 					c.aheadBytes += len(m.data)
 				}
 				return nil
@@ -1315,6 +1318,7 @@ func (c *channel) requestSync() {
 // from the cursor it persisted for that member.
 // It returns how many members it could not sync with.
 func (c *channel) catchUp(ctx context.Context) (failed int) {
+	round := c.started.Add(1)
 	snap := c.snap.Load()
 	for _, m := range snap.members {
 		if m.Self || m.Peer == c.n.id {
@@ -1351,7 +1355,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 	}
 	c.do(ctx, func() error {
 		c.settleSynced()
-		c.readAhead()
+		c.readAhead(round)
 		return nil
 	})
 	c.rounds.Add(1)
@@ -1363,10 +1367,17 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 // logs had of the gap, and what is still missing may never come (its
 // sender gone, or the message never logged). A message a sync already
 // brought is seen, and dropped.
-func (c *channel) readAhead() {
+func (c *channel) readAhead(round uint64) {
 	ahead := c.ahead
 	c.ahead, c.aheadBytes = nil, 0
 	for _, m := range ahead {
+		if m.round > round {
+			// Came while this round ran, maybe after it passed the
+			// sender's log: the next round has its chance first.
+			c.ahead = append(c.ahead, m)
+			c.aheadBytes += len(m.data)
+			continue
+		}
 		m.window = true
 		if err := c.process(m); err != nil {
 			c.n.cfg.Logger.Debug("message after a gap", "channel", ChannelID(c.id), "err", err)
