@@ -119,6 +119,10 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	cancel()
+	// Closed here too, not only by the goroutine above: Accept returns as
+	// soon as the descriptor is closed, and the socket file must be gone
+	// before Serve returns (a client then finds no daemon, not a file).
+	ln.Close()
 	s.mu.Lock()
 	delete(s.lns, ln)
 	for c := range s.conns {
