@@ -185,17 +185,6 @@ func (g *Group) Member(leaf uint32) (Member, bool) {
 	return memberOf(treemath.LeafIndex(leaf), ln), true
 }
 
-// SkippedKeys is how many keys of skipped generations the current epoch
-// keeps (§9.2): it grows when a message arrives ahead of its sender's
-// next generation, which tells a receiver that messages were lost or are
-// late.
-func (g *Group) SkippedKeys() int {
-	if g.secrets == nil {
-		return 0
-	}
-	return g.secrets.Skipped()
-}
-
 // EpochAuthenticator is the epoch_authenticator of the current epoch
 // (§8.7): members who compare it out of band detect an impersonator.
 func (g *Group) EpochAuthenticator() []byte {

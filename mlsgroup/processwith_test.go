@@ -34,8 +34,8 @@ func TestProcessInOrder(t *testing.T) {
 		t.Fatalf("Process after ProcessWith, over a gap: %v", err)
 	}
 	bob.set(eff.Group)
-	if bob.g.SkippedKeys() != 2 {
-		t.Errorf("skipped keys %d, want 2 (m3's and m4's)", bob.g.SkippedKeys())
+	if bob.g.secrets.Skipped() != 2 {
+		t.Errorf("skipped keys %d, want 2 (m3's and m4's)", bob.g.secrets.Skipped())
 	}
 	if eff, err := bob.g.ProcessWith(m3, inOrder); err != nil || string(eff.Plaintext) != "3" {
 		t.Fatalf("m3: %v", err)

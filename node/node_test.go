@@ -359,3 +359,19 @@ func TestInviteWithoutKeyPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// leafOf is p's leaf in channel, as viewer sees it.
+func leafOf(t *testing.T, viewer *nodetest.Peer, channel []byte, p *nodetest.Peer) uint32 {
+	t.Helper()
+	ms, err := viewer.Members(channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Peer == p.ID() {
+			return m.Leaf
+		}
+	}
+	t.Fatalf("%s is no member", p.Name)
+	return 0
+}

@@ -110,24 +110,11 @@ func TestSyncedRivalsSettle(t *testing.T) {
 		from *nodetest.Peer
 	}
 	first, second := rival{a, alice}, rival{cc, carol}
-	leafOf := func(p *nodetest.Peer) uint32 {
-		ms, err := bob.Members(info.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			if m.Peer == p.ID() {
-				return m.Leaf
-			}
-		}
-		t.Fatalf("%s is no member", p.Name)
-		return 0
-	}
-	ra, err := bob.CommitterRank(ctx, info.ID, leafOf(alice))
+	ra, err := bob.CommitterRank(ctx, info.ID, leafOf(t, bob, info.ID, alice))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := bob.CommitterRank(ctx, info.ID, leafOf(carol))
+	rc, err := bob.CommitterRank(ctx, info.ID, leafOf(t, bob, info.ID, carol))
 	if err != nil {
 		t.Fatal(err)
 	}

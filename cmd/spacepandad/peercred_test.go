@@ -54,22 +54,8 @@ func nobodyCLI(t *testing.T) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.Open(filepath.Join(proctest.Binaries(t), "spacepanda"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	bin := filepath.Join(dir, "spacepanda")
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, filepath.Join(proctest.Binaries(t), "spacepanda"), bin)
 	return bin
 }
 

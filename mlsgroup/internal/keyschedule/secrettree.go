@@ -250,6 +250,7 @@ func (t *SecretTree) Get(leaf treemath.LeafIndex, k RatchetKind, generation uint
 		return secret.Secret{}, secret.Secret{}, fmt.Errorf("%w: leaf %d %v generation %d, expected at most %d",
 			ErrGenerationTooFar, leaf, k, generation, uint64(r.next)+uint64(t.window.MaxAhead))
 	}
+	kept := false
 	for r.next < generation {
 		// Derive keys only for skipped generations the window will keep;
 		// the others are stepped over.
@@ -258,11 +259,14 @@ func (t *SecretTree) Get(leaf treemath.LeafIndex, k RatchetKind, generation uint
 		sKey, sNonce := r.step(t.suite, keep)
 		if keep {
 			r.skipped = append(r.skipped, skippedKey{generation: g, key: sKey, nonce: sNonce})
+			kept = true
 		}
 	}
 	key, nonce = r.step(t.suite, true)
 	r.trim(t.window.MaxBehind)
-	t.capSkipped()
+	if kept {
+		t.capSkipped() // a walk over every leaf, so only when keys were added
+	}
 	return key, nonce, nil
 }
 
