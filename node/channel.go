@@ -1330,7 +1330,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = c.n.host.Sync(sctx, m.Peer, c.id, cursor, func(e p2p.SyncEntry) error {
+		hand := func(e p2p.SyncEntry) error {
 			done := make(chan error, 1)
 			select {
 			case c.inbound <- inbound{data: e.Data, from: m.Peer, sync: true, cursor: e.Cursor, done: done}:
@@ -1343,7 +1343,24 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			case <-sctx.Done():
 				return sctx.Err()
 			}
+		}
+		// Most of what a member's log holds came to this one on the topic
+		// too. An entry in the log is passed over here, not handed to the
+		// loop one round trip at a time; the last of a run of them is
+		// handed over at the end (seen there too), so that the cursor
+		// moves past it.
+		var last *p2p.SyncEntry
+		err = c.n.host.Sync(sctx, m.Peer, c.id, cursor, func(e p2p.SyncEntry) error {
+			if in, err := c.n.inLog(c.id, sha256.Sum256(e.Data)); err == nil && in {
+				last = &e
+				return nil
+			}
+			last = nil
+			return hand(e)
 		})
+		if last != nil && err == nil {
+			err = hand(*last)
+		}
 		cancel()
 		if errors.Is(err, errHeld) {
 			continue // the round after the epoch settles goes on from here

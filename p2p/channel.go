@@ -32,8 +32,10 @@ const (
 
 // MessageValidator judges a channel message before it is delivered or
 // forwarded. from is the peer that handed it over, not its author: channel
-// messages carry no author. It runs concurrently for many messages and must
-// return promptly: ctx ends after Config.ValidateTimeout, and a verdict
+// messages carry no author. It runs inline, one message at a time in the
+// order they arrived (so a sender's messages are delivered in the order it
+// sent them), and must return promptly: a slow verdict delays every
+// channel's messages, ctx ends after Config.ValidateTimeout, and a verdict
 // returned after that counts as Ignore.
 type MessageValidator func(ctx context.Context, from peer.ID, data []byte) Verdict
 
@@ -90,6 +92,10 @@ func (h *Host) startPubSub() error {
 		// queues of 32 drop messages in a burst of a few hundred.
 		pubsub.WithPeerOutboundQueueSize(1024),
 		pubsub.WithValidateQueueSize(1024),
+		// One worker validating inline (see join) hands messages on in the
+		// order they arrived; pubsub's default, a goroutine per message,
+		// reorders a burst, and a member reads each sender in order.
+		pubsub.WithValidateWorkers(1),
 		pubsub.WithLogger(h.log),
 	}
 	var err error
@@ -217,7 +223,7 @@ func (c *Channel) join(validate MessageValidator) error {
 			return pubsub.ValidationReject
 		}
 	}
-	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v), pubsub.WithValidatorTimeout(h.cfg.ValidateTimeout)); err != nil {
+	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v), pubsub.WithValidatorInline(true), pubsub.WithValidatorTimeout(h.cfg.ValidateTimeout)); err != nil {
 		return fmt.Errorf("p2p: channel %s: validator: %w", c.name, err)
 	}
 	var err error
