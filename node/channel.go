@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,7 @@ type channel struct {
 	epoch   atomic.Uint64 // the current epoch, for the topic validator
 	rounds  atomic.Uint64 // sync rounds done, for tests that wait on one
 	refused atomic.Uint64 // commits refused on arrival, for tests
+	rewinds atomic.Uint64 // rewinds to a late winner (rewind.go), for tests
 	started atomic.Uint64 // sync rounds begun (see readAhead)
 	snap    atomic.Pointer[snapshot]
 
@@ -93,6 +95,14 @@ type channel struct {
 	// selfRemoving are the leaves that proposed their own removal in this
 	// epoch, so that a commit removing them reads as a leave.
 	selfRemoving map[uint32]bool
+	// retained are the states the last commits were merged on, oldest
+	// first (see rewind.go).
+	retained []retainedEpoch
+	// envSeen (with envOrder, oldest first) are the messages logged
+	// lately, by author and envelope ID: a copy re-sent after a rewind is
+	// logged as logResent.
+	envSeen  map[envKey]struct{}
+	envOrder []envKey
 	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
 	peerCache      map[uint32]peer.ID
 	peerCacheEpoch uint64
@@ -115,6 +125,7 @@ type pendingBatch struct {
 	senders []peer.ID // of each log record
 	cursors map[peer.ID][]byte
 	hashes  map[[32]byte]bool
+	envs    map[envKey]struct{} // of the logs, remembered once written
 }
 
 func (p *pendingBatch) empty() bool { return p.work == nil && len(p.cursors) == 0 }
@@ -151,6 +162,9 @@ type inbound struct {
 type sendReq struct {
 	env  *envelope
 	done chan sendResult
+	// resent: a message of an epoch a rewind abandoned, encrypted again
+	// (rewind.go); nobody waits for it, and it is not a new event.
+	resent bool
 }
 
 type sendResult struct {
@@ -198,6 +212,9 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	c.meta = metaOf(g)
 	c.epoch.Store(g.Epoch()) // before the topic's validator runs
 	c.publishSnapshot()
+	if err := c.loadRemembered(); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -397,7 +414,11 @@ func (c *channel) flush() error {
 	if p.work != nil {
 		c.setGroup(p.work)
 	}
+	c.remember(slices.Collect(maps.Keys(p.envs))...)
 	for i, l := range p.logs {
+		if l.rec.Kind != logApplication {
+			continue
+		}
 		msg := c.messageOf(seqs[i], l.rec)
 		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: l.rec.Epoch, Peer: p.senders[i], Message: &msg})
 	}
@@ -600,7 +621,9 @@ func (c *channel) process(m inbound) error {
 	switch info.Kind {
 	case mlsgroup.KindCommit:
 		if info.Epoch < cur {
-			return c.skip(m, nil) // late: the epoch settled without it
+			// The epoch settled without it: it is late, or it wins there
+			// and this member rewinds to it.
+			return c.lateCommit(m, info, h)
 		}
 		// A synced commit settles like any other, never applied as it
 		// comes: what won on one provider's side may not be what ranks
@@ -682,6 +705,14 @@ func (c *channel) process(m inbound) error {
 			return nil
 		}
 		rec.Sender, rec.Envelope = []byte(sender), env
+		k := envKey{sender: sender, id: env.ID}
+		if c.logged(k) {
+			rec.Kind = logResent // a copy, after its author rewound
+		}
+		if p.envs == nil {
+			p.envs = make(map[envKey]struct{})
+		}
+		p.envs[k] = struct{}{}
 		p.logs = append(p.logs, logItem{hash: h, rec: rec})
 		p.senders = append(p.senders, sender)
 		if p.hashes == nil {
@@ -907,9 +938,21 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 		c.queueWelcomes(eff)
 	}
 	rec := logRecord{Kind: logCommit, Epoch: eff.Epoch, Message: data, ReceivedAt: c.nowMillis()}
-	if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
+	seqs, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)})
+	if err != nil {
 		return err
 	}
+	var own *intent
+	leaf := eff.Sender.LeafIndex
+	if eff.OwnCommit {
+		own, leaf = c.staged, c.group.LeafIndex()
+	}
+	cursors, err := c.n.st.SyncCursors(c.id)
+	if err != nil {
+		cursors = nil // a rewind to here then reads every log from its start
+	}
+	c.retain(c.group, h, leaf, seqs[0], own, cursors)
+	c.n.cfg.Logger.Debug("commit merged", "channel", ChannelID(c.id), "epoch", c.group.Epoch(), "commit", fmt.Sprintf("%.8x", h[:]), "leaf", leaf, "own", eff.OwnCommit)
 	c.clearCandidates()
 	if c.settleTimer != nil {
 		c.settleTimer.Stop()
@@ -1235,6 +1278,9 @@ func (c *channel) sendAll(reqs []*sendReq) {
 		}
 		g = eff.Group
 		rec := &logRecord{Kind: logApplication, Epoch: g.Epoch(), Message: eff.Message, Sender: []byte(c.n.id), Envelope: r.env, ReceivedAt: c.nowMillis()}
+		if r.resent {
+			rec.Kind = logResent
+		}
 		items = append(items, logItem{hash: sha256.Sum256(eff.Message), rec: rec})
 		done = append(done, r)
 		msgs = append(msgs, eff.Message)
@@ -1257,9 +1303,16 @@ func (c *channel) sendAll(reqs []*sendReq) {
 		return
 	}
 	c.setGroup(g)
+	for _, r := range done {
+		c.remember(envKey{sender: c.n.id, id: r.env.ID})
+	}
 	for i, r := range done {
 		c.publish(msgs[i])
 		msg := c.messageOf(seqs[i], items[i].rec)
+		if r.resent {
+			r.done <- sendResult{msg: msg}
+			continue
+		}
 		// Every client of this node sees the message, not only the one
 		// that sent it (a chat in one terminal, a send in another).
 		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: msg.Epoch, Peer: c.n.id, Message: &msg})

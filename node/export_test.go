@@ -234,3 +234,12 @@ func (n *Node) BodyOf(channel, data []byte) string {
 	}
 	return rec.Envelope.Body
 }
+
+// Rewinds is how often channel went back to a late winning commit.
+func (n *Node) Rewinds(channel []byte) uint64 {
+	c, err := n.channel(channel)
+	if err != nil {
+		return 0
+	}
+	return c.rewinds.Load()
+}

@@ -240,7 +240,7 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byt
 		// persisted before it is published): sending them back doubled a
 		// busy sender's sync traffic and the work of its loop. A page's
 		// last entry goes all the same, so that its cursor moves on.
-		if rec.Kind == logApplication && peer.ID(rec.Sender) == from && i < len(page)-1 {
+		if (rec.Kind == logApplication || rec.Kind == logResent) && peer.ID(rec.Sender) == from && i < len(page)-1 {
 			continue
 		}
 		entries = append(entries, p2p.SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, e.Seq), Data: rec.Message})
