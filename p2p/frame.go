@@ -151,11 +151,35 @@ func ended(ctx context.Context) bool {
 	return ctx.Err() != nil
 }
 
-// setDeadline bounds a stream by ctx's deadline, or by d from now.
-func setDeadline(ctx context.Context, s network.Stream, d time.Duration) {
+// guard binds a stream to ctx for one exchange: the stream's deadline is
+// ctx's, or d from now, and a cancelled ctx resets the stream at once, which
+// a deadline alone would not: a read blocked on a peer that stalls would
+// otherwise wait for the deadline whatever the caller wants. The caller
+// calls stop once the exchange is over, before ctx is cancelled, so that a
+// stream that ended well is not reset after the fact.
+func guard(ctx context.Context, s network.Stream, d time.Duration) (stop func() bool) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(d)
 	}
 	_ = s.SetDeadline(deadline)
+	return context.AfterFunc(ctx, func() { s.Reset() })
+}
+
+// blame says whose failure a failed exchange of the caller's was. When the
+// caller's own context ended, cancelled or past its deadline, the error is
+// that context's, whatever the stream reported (a reset or a deadline that
+// readers take for the peer's ErrProtocol); when the host closed, it is
+// ErrClosed; otherwise it is err, the peer's or the network's. what names
+// the exchange.
+func (h *Host) blame(caller context.Context, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ended(caller):
+		return fmt.Errorf("%s: %w (%v)", what, caller.Err(), err)
+	case h.ctx.Err() != nil:
+		return fmt.Errorf("%s: %w (%v)", what, ErrClosed, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
