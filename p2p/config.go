@@ -135,6 +135,16 @@ type Config struct {
 	// validation slots. Zero means 2 seconds.
 	ValidateTimeout time.Duration
 
+	// MaxRejections is how many channel messages a peer may hand over that
+	// a MessageValidator rejects, within RejectionWindow, before the host
+	// disconnects it and refuses its connections for GateDuration. It
+	// holds whatever gossipsub's score says: a peer that never accepts the
+	// host's pubsub stream is never scored. Zero means 10, 10 minutes and
+	// an hour; honest peers forward no message a validator rejects.
+	MaxRejections   int
+	RejectionWindow time.Duration
+	GateDuration    time.Duration
+
 	// WelcomeHandler receives Welcomes; nil means the host does not serve
 	// /spacepanda/welcome/1.0.0.
 	WelcomeHandler WelcomeHandler
@@ -242,6 +252,9 @@ func (c Config) validate() (*config, error) {
 	setDefault(&cfg.PublishWait, 5*time.Second)
 	setDefault(&cfg.ValidateTimeout, 2*time.Second)
 	setDefault(&cfg.ScoreInterval, 5*time.Second)
+	setDefault(&cfg.MaxRejections, 10)
+	setDefault(&cfg.RejectionWindow, 10*time.Minute)
+	setDefault(&cfg.GateDuration, time.Hour)
 	setDefault(&cfg.WelcomeRetryMax, time.Minute)
 	setDefault(&cfg.MailboxInterval, 10*time.Minute)
 	setDefault(&cfg.SyncPageLimit, 128)
@@ -251,8 +264,8 @@ func (c Config) validate() (*config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 {
-		return nil, fmt.Errorf("%w: MaxSyncPages %d or MaxPeerStreams %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams)
+	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 || cfg.MaxRejections < 0 {
+		return nil, fmt.Errorf("%w: MaxSyncPages %d, MaxPeerStreams %d or MaxRejections %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams, cfg.MaxRejections)
 	}
 	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {
 		return nil, fmt.Errorf("%w: DHTMode %d", ErrConfig, cfg.DHTMode)

@@ -60,7 +60,10 @@ type Host struct {
 	dht  *dht.IpfsDHT
 	ps   *pubsub.PubSub
 	mdns mdns.Service
-	out  *outbox
+	// notifiee closes connections of gated peers on injected hosts.
+	notifiee network.Notifiee
+	out      *outbox
+	gate     *gate
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -87,6 +90,7 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h = &Host{cfg: cfg, channels: make(map[string]*Channel), scores: make(map[peer.ID]float64)}
 	h.welcomeStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
+	h.gate = newGate(cfg.MaxRejections, cfg.RejectionWindow, cfg.GateDuration)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -96,10 +100,12 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 
 	if cfg.Host != nil {
 		h.host = cfg.Host
-	} else if h.host, err = newLibp2pHost(cfg); err != nil {
+	} else if h.host, err = newLibp2pHost(cfg, h.gate); err != nil {
 		return nil, err
 	}
 	h.log = cfg.Logger.With("peer", h.host.ID().String())
+	h.notifiee = h.gateNotifiee()
+	h.host.Network().Notify(h.notifiee)
 
 	if err := h.startDHT(); err != nil {
 		return nil, err
@@ -129,7 +135,7 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 }
 
 // newLibp2pHost builds the host for a Config that brings none.
-func newLibp2pHost(cfg *config) (host.Host, error) {
+func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("%w: connection manager: %w", ErrConfig, err)
@@ -144,6 +150,7 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(gater),
 		// Several hosts share a process in tests and in testnet; libp2p's
 		// metrics would register the same collectors once per host.
 		libp2p.DisableMetrics(),
@@ -245,6 +252,9 @@ func (h *Host) Close() error {
 		}
 		if h.dht != nil {
 			errs = append(errs, h.dht.Close())
+		}
+		if h.notifiee != nil {
+			h.host.Network().StopNotify(h.notifiee)
 		}
 		if h.host != nil && h.cfg.Host == nil {
 			errs = append(errs, h.host.Close())
