@@ -174,23 +174,34 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 	victim := nodes[1]
 	key := keypkgdir.Key(victim.ID())
 
+	// Each bad record comes from a rogue of its own: p2p refuses a peer's
+	// PUTs unvalidated once one of its records failed validation, and
+	// this test is about the validator's refusals.
+	newRogue := func() *dhtpb.ProtocolMessenger {
+		rh, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+			libp2p.DisableRelay(), libp2p.DisableMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rh.Close() })
+		rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
+			dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rd.Close() })
+		messenger, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if err := connectTo(ctx, rh, nd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return messenger
+	}
 	rogueKey, rogueID := identity(t)
-	rh, err := libp2p.New(libp2p.Identity(rogueKey), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rh.Close()
-	rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
-		dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	messenger, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
-	if err != nil {
-		t.Fatal(err)
-	}
 	rogue := &node{key: rogueKey, st: &mlsgroup.MemoryStorage{}, signer: victim.signer}
 
 	sealAs := func(r keypkgdir.Record, key crypto.PrivKey) []byte {
@@ -214,13 +225,9 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 		{"another identity's KeyPackage", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry,
 			Entries: append(own[:1:1], victim.keyPackages(t, nodes[2].key, 1)...)}, victim.key)},
 	}
-	for _, nd := range nodes {
-		if err := connectTo(ctx, rh, nd); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
+			messenger := newRogue()
 			for i, nd := range nodes {
 				if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, tc.value)); err == nil {
 					t.Errorf("host %d stored the record", i)
@@ -244,6 +251,7 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 	// The same path carries a good record: the refusals were the
 	// validator's.
 	good := sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: own}, victim.key)
+	messenger := newRogue()
 	for i, nd := range nodes {
 		if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, good)); err != nil {
 			t.Errorf("host %d refused a good record: %v", i, err)

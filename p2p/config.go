@@ -114,6 +114,15 @@ type Config struct {
 	// Keys of every other namespace, IPFS's pk and ipns among them, are
 	// refused.
 	Validators map[string]Validator
+	// MaxPeerPuts and PeerPutInterval bound how often one peer can make
+	// the host validate a DHT record: a PUT spends one of the peer's
+	// tokens, of which it holds up to MaxPeerPuts and gains one each
+	// PeerPutInterval; a PUT without one is refused unvalidated, and a
+	// record that fails validation spends them all and counts towards
+	// MaxRejections. Zero means 8 and 10 seconds; an honest node puts its
+	// own record a few times a day.
+	MaxPeerPuts     int
+	PeerPutInterval time.Duration
 	// MaxRecordAge is how long a DHT node keeps a record it was handed;
 	// owners must republish within it. Zero means 48 hours.
 	MaxRecordAge time.Duration
@@ -244,6 +253,8 @@ func (c Config) validate() (*config, error) {
 		return nil, fmt.Errorf("%w: ConnLow %d above ConnHigh %d", ErrConfig, cfg.ConnLow, cfg.ConnHigh)
 	}
 	setDefault(&cfg.MaxRecordAge, 48*time.Hour)
+	setDefault(&cfg.MaxPeerPuts, 8)
+	setDefault(&cfg.PeerPutInterval, 10*time.Second)
 	setDefault(&cfg.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&cfg.MaxWelcomeSize, DefaultMaxWelcomeSize)
 	if cfg.MaxMessageSize > maxSyncPageSize {
@@ -264,7 +275,7 @@ func (c Config) validate() (*config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 || cfg.MaxRejections < 0 {
+	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 || cfg.MaxRejections < 0 || cfg.MaxPeerPuts < 0 {
 		return nil, fmt.Errorf("%w: MaxSyncPages %d, MaxPeerStreams %d or MaxRejections %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams, cfg.MaxRejections)
 	}
 	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {

@@ -11,7 +11,7 @@ import (
 )
 
 // gate counts, per peer, the channel messages it handed over that a
-// validator rejected, and shuts a peer out for a while once it passes a
+// validator rejected (and the DHT records it put that failed validation), and shuts a peer out for a while once it passes a
 // threshold within a window. Gossipsub's own score does the same only for
 // peers it scores, and a peer that opens its pubsub stream to the host but
 // never accepts the host's stream back is never scored: without the gate
@@ -119,7 +119,7 @@ func (h *Host) Gated(p peer.ID) bool { return h.gate.gated(p) }
 // shutOut disconnects a peer the gate just closed on, and has gossipsub
 // drop whatever it still sends over a connection not yet closed.
 func (h *Host) shutOut(p peer.ID) {
-	h.log.Warn("peer shut out: too many rejected channel messages", "remote", p.String(),
+	h.log.Warn("peer shut out: too many rejected channel messages or DHT records", "remote", p.String(),
 		"max", h.cfg.MaxRejections, "window", h.cfg.RejectionWindow, "for", h.cfg.GateDuration)
 	if h.ctx.Err() != nil {
 		return

@@ -60,10 +60,17 @@ type Host struct {
 	dht  *dht.IpfsDHT
 	ps   *pubsub.PubSub
 	mdns mdns.Service
-	// notifiee closes connections of gated peers on injected hosts.
-	notifiee network.Notifiee
-	out      *outbox
+	out  *outbox
+
+	// gate shuts out peers past MaxRejections; notifiee closes their
+	// connections on injected hosts, which have no gater of ours.
 	gate     *gate
+	notifiee network.Notifiee
+	// DHT PUTs: each peer's budget, the configured validators, and the
+	// records checkPut validated, which the DHT's own check then passes.
+	puts       *putBudget
+	validators record.NamespacedValidator
+	validated  *validated
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -91,6 +98,10 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h.welcomeStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.gate = newGate(cfg.MaxRejections, cfg.RejectionWindow, cfg.GateDuration)
+	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
+	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -199,11 +210,12 @@ func (h *Host) startDHT() error {
 	// dht.NamespacedValidator would add to kad-dht's default validator,
 	// which then gains the IPFS namespaces pk and ipns: any peer could
 	// store records there. Our own validator holds only the configured ones.
-	validator := make(record.NamespacedValidator, len(cfg.Validators))
-	for ns, v := range cfg.Validators {
-		validator[ns] = v
-	}
-	opts = append(opts, dht.Validator(validator))
+	identity := func(v Validator) Validator { return v }
+	h.validators = namespaced(cfg.Validators, identity)
+	opts = append(opts,
+		dht.Validator(namespaced(cfg.Validators, func(v Validator) Validator { return prevalidated{v, h.validated} })),
+		dht.OnRequestHook(h.checkPut),
+	)
 	var err error
 	if h.dht, err = dht.New(h.host, opts...); err != nil {
 		return fmt.Errorf("p2p: starting DHT: %w", err)
