@@ -136,7 +136,8 @@ func TestGateWindow(t *testing.T) {
 	g.reject(p)
 	g.reject(p)
 	now = now.Add(time.Minute) // the window starts again
-	if g.reject(p) || g.reject(p) || g.gated(p) {
+	first, second := g.reject(p), g.reject(p)
+	if first || second || g.gated(p) {
 		t.Fatal("gated on rejections from two windows")
 	}
 	if !g.reject(p) || !g.gated(p) {

@@ -67,17 +67,17 @@ func welcomeRefs(msg []byte) ([][]byte, error) {
 	}
 	secrets, _, err := readVector(msg[6:])
 	if err != nil {
-		return nil, fmt.Errorf("Welcome secrets: %w", err)
+		return nil, fmt.Errorf("secrets of the Welcome: %w", err)
 	}
 	var refs [][]byte
 	for len(secrets) > 0 {
 		ref, rest, err := readVector(secrets)
 		if err != nil {
-			return nil, fmt.Errorf("Welcome secret %d: %w", len(refs), err)
+			return nil, fmt.Errorf("secret %d of the Welcome: %w", len(refs), err)
 		}
 		for range 2 { // kem_output, ciphertext
 			if _, rest, err = readVector(rest); err != nil {
-				return nil, fmt.Errorf("Welcome secret %d: %w", len(refs), err)
+				return nil, fmt.Errorf("secret %d of the Welcome: %w", len(refs), err)
 			}
 		}
 		refs, secrets = append(refs, ref), rest
