@@ -189,10 +189,17 @@ type Config struct {
 	// MaxPeerStreams caps the Welcome streams, and separately the sync
 	// streams, that one peer may have open to this host at once; streams
 	// beyond it are reset. Each open Welcome stream holds what the peer
-	// sent of its Welcome, up to MaxWelcomeSize, for up to StreamTimeout.
-	// Zero means 4, which a peer that sends its Welcomes and syncs its
-	// channels one at a time does not reach.
+	// sent of its Welcome (plus at most 64 KiB), up to MaxWelcomeSize, for
+	// up to StreamTimeout. Zero means 4, which a peer that sends its
+	// Welcomes and syncs its channels one at a time does not reach.
 	MaxPeerStreams int
+	// MaxWelcomeBuffers caps what inbound Welcomes of all peers together
+	// hold while they arrive: peer IDs cost nothing, so a cap per peer
+	// alone bounds nothing. When a Welcome needs more, the stream that has
+	// waited longest for bytes (over a second) is reset to make room, or
+	// else the new one is. Zero means 64 MiB; it must be at least twice
+	// MaxWelcomeSize, which a complete Welcome briefly holds.
+	MaxWelcomeBuffers int
 
 	// Logger receives the host's logs, tagged with its peer ID; nil
 	// discards them. Levels: Debug for per-message events, Info for peers
@@ -272,6 +279,10 @@ func (c Config) validate() (*config, error) {
 	setDefault(&cfg.MaxSyncPages, 1024)
 	setDefault(&cfg.StreamTimeout, 30*time.Second)
 	setDefault(&cfg.MaxPeerStreams, 4)
+	setDefault(&cfg.MaxWelcomeBuffers, max(64<<20, 2*cfg.MaxWelcomeSize))
+	if cfg.MaxWelcomeBuffers < 2*cfg.MaxWelcomeSize {
+		return nil, fmt.Errorf("%w: MaxWelcomeBuffers %d below twice MaxWelcomeSize %d", ErrConfig, cfg.MaxWelcomeBuffers, cfg.MaxWelcomeSize)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

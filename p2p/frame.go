@@ -59,35 +59,10 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 	return 0, fmt.Errorf("%w: varint longer than %d bytes", ErrProtocol, binary.MaxVarintLen64)
 }
 
-// frameChunk is the buffer a frame starts with before its bytes arrive.
-const frameChunk = 4 << 10
-
-// readFrame reads one frame of at most limit bytes. Its buffer grows as the
-// bytes arrive, doubling up to the announced length, never to that length
-// at once: a length prefix costs the peer a few bytes, and a peer that
-// announced a large frame on many streams and sent nothing more would
-// otherwise hold the whole of each until the streams time out.
+// readFrame reads one frame of at most limit bytes, in chunks allocated as
+// its bytes arrive (readFrameHeld).
 func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	v, err := readUvarint(r)
-	if err != nil {
-		return nil, err
-	}
-	if v > uint64(limit) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, v, limit)
-	}
-	n := int(v)
-	b := make([]byte, 0, min(n, frameChunk))
-	for len(b) < n {
-		if len(b) == cap(b) {
-			b = append(make([]byte, 0, min(2*cap(b), n)), b...)
-		}
-		k, err := io.ReadFull(r, b[len(b):cap(b)])
-		b = b[:len(b)+k]
-		if err != nil {
-			return nil, protocolError(err)
-		}
-	}
-	return b, nil
+	return readFrameHeld(r, limit, nil)
 }
 
 func readByte(r *bufio.Reader) (byte, error) {

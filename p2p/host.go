@@ -79,6 +79,8 @@ type Host struct {
 
 	// Inbound streams by peer, each protocol held to MaxPeerStreams.
 	welcomeStreams, syncStreams peerStreams
+	// welcomeBuffers is what inbound Welcomes of all peers may hold.
+	welcomeBuffers *bufferBudget
 
 	mu       sync.Mutex // guards the fields below; never held while calling out
 	channels map[string]*Channel
@@ -99,8 +101,10 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.gate = newGate(cfg.MaxRejections, cfg.RejectionWindow, cfg.GateDuration)
 	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
 	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
 	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
 	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {

@@ -89,7 +89,9 @@ func (h *Host) handleWelcome(s network.Stream) {
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
 	defer guard(ctx, s, h.cfg.StreamTimeout)()
-	welcome, err := readFrame(bufio.NewReader(s), h.cfg.MaxWelcomeSize)
+	held := h.welcomeBuffers.open(func() { s.Reset() })
+	defer held.close()
+	welcome, err := readFrameHeld(bufio.NewReader(s), h.cfg.MaxWelcomeSize, held)
 	if err != nil {
 		h.log.Warn("bad Welcome stream", "remote", from.String(), "err", err)
 		s.Reset()
