@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -149,14 +150,56 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	return h, nil
 }
 
+// The resource manager's explicit limits, per peer and in total: what
+// libp2p itself (connections, streams, their buffers) may spend. Fresh peer
+// IDs cost nothing, so the totals are what bound a crowd of them; the
+// per-peer limits keep one peer from taking the totals. A peer needs one
+// or two connections and a few streams (DHT, gossipsub, a Welcome, a
+// sync); the connection manager trims at ConnHigh (192), well below
+// hostConns. Loopback is exempt from libp2p's per-subnet connection
+// limits, not from these.
+const (
+	hostConns          = 512
+	hostConnsInbound   = 384
+	hostStreams        = 8192
+	hostMemory         = 512 << 20
+	hostFDs            = 1024
+	peerConns          = 8
+	peerStreamsMax     = 256
+	peerStreamsInbound = 128
+	peerMemory         = 32 << 20
+)
+
+// resourceManager is libp2p's resource manager with the limits above over
+// libp2p's defaults for services and protocols.
+func resourceManager() (network.ResourceManager, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: hostConns, ConnsInbound: hostConnsInbound,
+			Streams: hostStreams, Memory: hostMemory, FD: hostFDs,
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			Conns: peerConns, Streams: peerStreamsMax, StreamsInbound: peerStreamsInbound, Memory: peerMemory,
+		},
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.Scale(hostMemory, hostFDs))))
+}
+
 // newLibp2pHost builds the host for a Config that brings none.
 func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("%w: connection manager: %w", ErrConfig, err)
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
+		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrs(cfg.listen...),
 		// Port reuse lets two hosts that dial each other at the same moment
 		// meet in one TCP simultaneous open, where both think they are the
