@@ -29,6 +29,9 @@ var (
 	// ErrSyncRefused: the peer refused a sync request; the error is a
 	// *RefusedError carrying its reason.
 	ErrSyncRefused = errors.New("p2p: sync refused")
+	// ErrBusy: the host had no room left for an inbound Welcome
+	// (Config.MaxWelcomeBuffers); the sender sees its stream reset.
+	ErrBusy = errors.New("p2p: busy")
 	// ErrProtocol: a peer broke a stream protocol (bad framing, a cursor
 	// that comes round again, ...).
 	ErrProtocol = errors.New("p2p: protocol violation")
