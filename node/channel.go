@@ -103,6 +103,12 @@ type channel struct {
 	// logged as logResent.
 	envSeen  map[envKey]struct{}
 	envOrder []envKey
+	// caughtUp, after a rewind, is the first sync round that must reach
+	// the end of every member's log before queued commits are made and
+	// resend is sent: the rewind lands at the fork point, and what is
+	// made there is late for members at the head of the winning branch.
+	caughtUp uint64
+	resend   []*sendReq
 	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
 	peerCache      map[uint32]peer.ID
 	peerCacheEpoch uint64
@@ -1088,7 +1094,7 @@ func cmpEpoch(a, b *mlsgroup.MessageInfo) int {
 // next starts the first queued commit work when no commit is staged and no
 // epoch is settling.
 func (c *channel) next() {
-	for len(c.queue) > 0 && !c.group.HasStagedCommit() && len(c.candidates) == 0 && c.group.Active() {
+	for len(c.queue) > 0 && !c.group.HasStagedCommit() && len(c.candidates) == 0 && c.group.Active() && c.caughtUp == 0 {
 		it := c.queue[0]
 		c.queue = c.queue[1:]
 		if err := c.startIntent(it); err != nil {
@@ -1372,6 +1378,7 @@ func (c *channel) requestSync() {
 // It returns how many members it could not sync with.
 func (c *channel) catchUp(ctx context.Context) (failed int) {
 	round := c.started.Add(1)
+	held := false
 	snap := c.snap.Load()
 	for _, m := range snap.members {
 		if m.Self || m.Peer == c.n.id {
@@ -1416,6 +1423,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 		}
 		cancel()
 		if errors.Is(err, errHeld) {
+			held = true
 			continue // the round after the epoch settles goes on from here
 		}
 		if err != nil && ctx.Err() == nil {
@@ -1426,6 +1434,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 	c.do(ctx, func() error {
 		c.settleSynced()
 		c.readAhead(round)
+		c.afterCatchUp(round, held)
 		return nil
 	})
 	c.rounds.Add(1)

@@ -131,12 +131,30 @@ func (c *channel) rewind(i int, eff *mlsgroup.Effects, m inbound, h [32]byte) er
 	c.commitEvents(eff)
 	c.queue = append(redo, c.queue...)
 	for _, env := range resend {
-		c.held = append(c.held, &sendReq{env: env, done: make(chan sendResult, 1), resent: true})
+		c.resend = append(c.resend, &sendReq{env: env, done: make(chan sendResult, 1), resent: true})
 	}
+	c.caughtUp = c.started.Load() + 1
 	c.rewinds.Add(1)
 	c.resync = true
 	c.advance()
 	return nil
+}
+
+// afterCatchUp releases what a rewind held back once a sync round that
+// began after it read every member's log to its end (held: it stopped at
+// a commit to settle first, and the next round goes on).
+func (c *channel) afterCatchUp(round uint64, held bool) {
+	if c.caughtUp == 0 || round < c.caughtUp {
+		return
+	}
+	if held {
+		c.caughtUp = c.started.Load() + 1
+		return
+	}
+	c.caughtUp = 0
+	c.held = append(c.held, c.resend...)
+	c.resend = nil
+	c.advance()
 }
 
 // ownSince is this node's application messages logged after seq: the
