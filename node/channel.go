@@ -109,6 +109,8 @@ type channel struct {
 	// made there is late for members at the head of the winning branch.
 	caughtUp uint64
 	resend   []*sendReq
+	// followUps are the sync rounds expectResends armed.
+	followUps []*time.Timer
 	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
 	peerCache      map[uint32]peer.ID
 	peerCacheEpoch uint64
@@ -322,6 +324,9 @@ func (c *channel) run() {
 		if c.fallback != nil {
 			c.fallback.Stop()
 		}
+		for _, f := range c.followUps {
+			f.Stop()
+		}
 	}()
 	for {
 		select {
@@ -515,7 +520,7 @@ func (c *channel) validate(_ context.Context, from peer.ID, data []byte) p2p.Ver
 	case !bytes.Equal(info.GroupID, c.id):
 		return p2p.Reject
 	}
-	if !epochInReach(info, c.epoch.Load()) {
+	if !epochInReach(info, c.epoch.Load(), uint64(c.n.cfg.RewindWindow)) {
 		// Older is not an attack, only late; further ahead is not
 		// verifiable. Ignored, not blamed either way.
 		return p2p.Ignore
@@ -531,12 +536,12 @@ func (c *channel) validate(_ context.Context, from peer.ID, data []byte) p2p.Ver
 // it missed a commit, which sync fetches together with what followed.
 // Without that bound a peer that is no member could have every member
 // hold, and forward, messages of an epoch that never comes.
-func epochInReach(info *mlsgroup.MessageInfo, cur uint64) bool {
+func epochInReach(info *mlsgroup.MessageInfo, cur, past uint64) bool {
 	if info.Epoch > cur {
 		return info.Epoch == cur+1
 	}
 	if info.Kind == mlsgroup.KindApplication {
-		return cur-info.Epoch <= mlsgroup.DefaultPastEpochs
+		return cur-info.Epoch <= past
 	}
 	return info.Epoch == cur
 }

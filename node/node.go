@@ -119,6 +119,7 @@ func Open(ctx context.Context, config Config) (_ *Node, err error) {
 	pc.WelcomeStore = st
 	pc.WelcomeDone = n.welcomeDone
 	pc.SyncProvider = n.serveSync
+	pc.PeerConnected = n.peerConnected
 	if pc.Logger == nil {
 		pc.Logger = cfg.Logger
 	}
@@ -209,7 +210,7 @@ var fromTopic = mlsgroup.ProcessOptions{MaxGenerationsAhead: -1}
 
 // mlsConfig hands mlsgroup the node's one provider.
 func (n *Node) mlsConfig() mlsgroup.Config {
-	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), MaxGenerationsBehind: lateWindow, MaxSkippedKeys: skippedBudget}
+	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), PastEpochs: n.cfg.RewindWindow, MaxGenerationsBehind: lateWindow, MaxSkippedKeys: skippedBudget}
 }
 
 // loadIdentity loads the node's libp2p key and MLS signer from the store,
@@ -335,6 +336,25 @@ func (n *Node) emit(e Event) {
 		e.Time = n.cfg.Now()
 	}
 	n.events.publish(e)
+}
+
+// peerConnected starts a sync round in every channel p is a member of:
+// a member back from being away, or from across a partition, holds what
+// this node missed, and the next periodic round may be SyncInterval away.
+func (n *Node) peerConnected(p peer.ID) {
+	n.mu.Lock()
+	chans := make([]*channel, 0, len(n.channels))
+	for _, c := range n.channels {
+		chans = append(chans, c)
+	}
+	n.mu.Unlock()
+	for _, c := range chans {
+		if snap := c.snap.Load(); snap != nil {
+			if _, ok := snap.peers[p]; ok {
+				c.requestSync()
+			}
+		}
+	}
 }
 
 // channel finds a channel by its ID.

@@ -36,9 +36,12 @@ type partitionCluster struct {
 	ch  []byte
 }
 
-func newPartitionCluster(t *testing.T, n int) *partitionCluster {
+func newPartitionCluster(t *testing.T, n int, syncEvery time.Duration) *partitionCluster {
 	ctx := testContext(t, 2*time.Minute)
 	c := nodetest.NewMocknet(t, mocknet.LinkOptions{Latency: 20 * time.Millisecond})
+	if syncEvery != 0 {
+		c.Configure = func(_ string, cfg *node.Config) { cfg.SyncInterval = syncEvery }
+	}
 	pc := &partitionCluster{c: c}
 	for i := range n {
 		pc.all = append(pc.all, c.Add(fmt.Sprintf("n%d", i)))
@@ -103,13 +106,27 @@ func TestPartitionHeals(t *testing.T) {
 	}
 	rounds := envInt(t, "SPACEPANDA_PARTITIONS", 2)
 	hold := time.Duration(envInt(t, "SPACEPANDA_PARTITION_HOLD_SECONDS", 3)) * time.Second
+	partitions(t, newPartitionCluster(t, 6, 0), rounds, hold)
+}
+
+// TestPartitionHealsWithoutPeriodicSync: the same with a sync interval
+// of an hour, so that only the reconnection of the halves starts the
+// sync that heals them (the default interval is 30 s, longer than a heal
+// should take).
+func TestPartitionHealsWithoutPeriodicSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("partitions")
+	}
+	partitions(t, newPartitionCluster(t, 4, time.Hour), 1, time.Second)
+}
+
+func partitions(t *testing.T, pc *partitionCluster, rounds int, hold time.Duration) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SPACEPANDA_STORM_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
 	t.Logf("seed %d, %d partitions of %s", seed, rounds, hold)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	pc := newPartitionCluster(t, 6)
 	ctx := testContext(t, time.Duration(rounds)*(hold+2*time.Minute))
 	var want []string
 	var took []time.Duration

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -34,12 +35,16 @@ import (
 //     message once;
 //   - sync is asked for what followed the winner.
 //
-// The retained states live in memory only: they hold the secrets of the
-// epochs they cover, which mlsgroup already keeps for late messages
-// (DefaultPastEpochs), so the forward-secrecy cost is the window's epochs
-// on top of those, and nothing of them is written to disk. A restart
-// forgets them; a late winner then, or one further back than the window,
-// is not rewound to.
+// The retained states live in memory only, and nothing of them is written
+// to disk; a restart forgets them, and a late winner then, or one further
+// back than the window, is not rewound to. The group state keeps the keys
+// of as many past epochs for late application messages (mlsgroup's
+// Config.PastEpochs, RewindWindow here, against mlsgroup's default of 2):
+// a message re-sent after a rewind is encrypted at the head of the winning
+// branch when it is sent, and the head may move on a few commits before a
+// member reads it (through sync, after the commits it got by the topic).
+// That is the forward-secrecy cost, bounded and the same in memory and on
+// disk: the application secrets of the last RewindWindow epochs.
 
 // retainedEpoch is the state a commit was merged on.
 type retainedEpoch struct {
@@ -83,6 +88,7 @@ func (c *channel) lateCommit(m inbound, info *mlsgroup.MessageInfo, h [32]byte) 
 	rank := committerRank(r.before, eff.Sender.LeafIndex)
 	if cmp.Or(cmp.Compare(rank, r.rank), bytes.Compare(h[:], r.hash[:])) >= 0 {
 		c.n.cfg.Logger.Debug("late commit lost", "channel", ChannelID(c.id), "epoch", info.Epoch, "commit", fmt.Sprintf("%.8x", h[:]), "merged", fmt.Sprintf("%.8x", r.hash[:]))
+		c.expectResends()
 		return c.skip(m, nil) // it lost there, as it would have in the window
 	}
 	return c.rewind(i, eff, m, h)
@@ -155,6 +161,26 @@ func (c *channel) afterCatchUp(round uint64, held bool) {
 	c.held = append(c.held, c.resend...)
 	c.resend = nil
 	c.advance()
+}
+
+// resendWaits are when a member that saw a rival branch lose syncs again:
+// the branch's members rewind once they see it lose too, and re-send what
+// they sent on it, by the topic, which may not reach this member yet (a
+// partition just healed); their logs have it, and the next periodic round
+// may be SyncInterval away.
+var resendWaits = []time.Duration{2 * time.Second, 6 * time.Second}
+
+func (c *channel) expectResends() {
+	if c.followUps != nil {
+		return // armed already
+	}
+	for _, d := range resendWaits {
+		c.followUps = append(c.followUps, time.AfterFunc(d, c.requestSync))
+	}
+	last := resendWaits[len(resendWaits)-1]
+	c.followUps = append(c.followUps, time.AfterFunc(last, func() {
+		c.do(c.ctx, func() error { c.followUps = nil; return nil })
+	}))
 }
 
 // ownSince is this node's application messages logged after seq: the

@@ -174,6 +174,10 @@ type Config struct {
 
 	// SyncProvider serves /spacepanda/sync/1.0.0; nil means not served.
 	SyncProvider SyncProvider
+	// PeerConnected, if set, is called (on a goroutine of the host's, one
+	// call at a time) when a peer becomes connected: a peer that was
+	// away or across a partition may hold what the caller missed.
+	PeerConnected func(peer.ID)
 	// SyncPageLimit caps the entries of one sync page, asked and served;
 	// zero means 128.
 	SyncPageLimit int

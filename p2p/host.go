@@ -17,11 +17,13 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -143,6 +145,28 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 		if err := h.mdns.Start(); err != nil {
 			return nil, fmt.Errorf("p2p: starting mDNS: %w", err)
 		}
+	}
+	if cfg.PeerConnected != nil {
+		sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(256))
+		if err != nil {
+			return nil, fmt.Errorf("p2p: peer events: %w", err)
+		}
+		h.wg.Go(func() {
+			defer sub.Close()
+			for {
+				select {
+				case <-h.ctx.Done():
+					return
+				case e, ok := <-sub.Out():
+					if !ok {
+						return
+					}
+					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected {
+						cfg.PeerConnected(ev.Peer)
+					}
+				}
+			}
+		})
 	}
 	h.bootstrap(ctx)
 	h.wg.Go(h.mailboxLoop)
