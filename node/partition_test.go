@@ -187,5 +187,4 @@ func partitions(t *testing.T, pc *partitionCluster, rounds int, hold time.Durati
 	}
 	slices.Sort(took)
 	t.Logf("%d partitions, %d messages, %d rewinds; heal to converged: median %s, max %s", rounds, len(want), rewinds, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
-	_ = node.EventRewound
 }

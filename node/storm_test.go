@@ -19,16 +19,7 @@ import (
 
 // stormRounds is how many rounds TestCommitStorm runs per group size:
 // SPACEPANDA_STORM_ROUNDS, or a few for CI.
-func stormRounds(t *testing.T) int {
-	if s := os.Getenv("SPACEPANDA_STORM_ROUNDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("SPACEPANDA_STORM_ROUNDS=%q", s)
-		}
-		return n
-	}
-	return 8
-}
+func stormRounds(t *testing.T) int { return envInt(t, "SPACEPANDA_STORM_ROUNDS", 8) }
 
 // TestCommitStorm: groups of 3, 5 and 10 members over mocknet links of
 // 20-200 ms each (drawn per link), with a settle window shorter than the
@@ -250,7 +241,9 @@ func awaitStormConverged(ctx context.Context, t *testing.T, ch []byte, want int,
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for rctx.Err() == nil {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for ; rctx.Err() == nil; <-tick.C {
 			var auth string
 			ok := true
 			for i, p := range members {
@@ -264,7 +257,6 @@ func awaitStormConverged(ctx context.Context, t *testing.T, ch []byte, want int,
 			if ok {
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	<-done

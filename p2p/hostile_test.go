@@ -131,10 +131,11 @@ func TestManyHostilePeers(t *testing.T) {
 	// for (a few seconds at most), not sampled once.
 	goLimit := 4*budget/sent + 50
 	heldGo := runtime.NumGoroutine() - goBefore
-	for deadline := time.Now().Add(10 * time.Second); heldGo > goLimit && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); heldGo > goLimit && time.Now().Before(deadline); <-tick.C {
 		heldGo = runtime.NumGoroutine() - goBefore
 	}
+	tick.Stop()
 	// An honest Welcome arrives meanwhile.
 	start := time.Now()
 	welcome := bytes.Repeat([]byte{1}, 256<<10)
