@@ -142,15 +142,18 @@ func TestCutOffMemberRejoins(t *testing.T) {
 
 // TestInviteeOfLostCommitRejoins: carol is added by alice's commit, and
 // joins by its Welcome; then a rival commit of the same epoch that ranks
-// first reaches the others, who rewind to it (alice adds carol again
-// there, with the KeyPackage carol already spent). Carol, whose state
-// began on the abandoned branch, has no state to rewind to: she rejoins
-// by external commit into the group's view and talks with everyone.
+// first, bob's, reaches the others, who rewind to it (alice adds carol
+// again there, with the KeyPackage carol already spent). Carol, whose
+// state began on the abandoned branch, has no state to rewind to: she
+// rejoins by external commit into the group's view and talks with
+// everyone. (So does bob, who cannot take his own rival: it was never
+// his staged commit.)
 func TestInviteeOfLostCommitRejoins(t *testing.T) {
-	ctx := testContext(t, 3*time.Minute)
+	ctx := testContext(t, 2*time.Minute)
 	c := nodetest.NewLoopback(t)
-	alice, bob, dave, carol := c.Add("alice"), c.Add("bob"), c.Add("dave"), c.Add("carol")
-	for _, p := range []*nodetest.Peer{bob, dave, carol} {
+	alice, bob, dave, erin, carol := c.Add("alice"), c.Add("bob"), c.Add("dave"), c.Add("erin"), c.Add("carol")
+	members := []*nodetest.Peer{alice, bob, dave, erin}
+	for _, p := range append(members[1:], carol) {
 		p.PublishKeyPackages(ctx)
 	}
 	info, err := alice.CreateChannel(ctx, "invitee", "")
@@ -158,61 +161,60 @@ func TestInviteeOfLostCommitRejoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := info.ID
-	alice.Invite(ctx, ch, bob)
-	nodetest.AwaitConverged(ctx, ch, 2, alice, bob)
-	alice.Invite(ctx, ch, dave)
-	three := []*nodetest.Peer{alice, bob, dave}
-	nodetest.AwaitConverged(ctx, ch, 3, three...)
-	// A rival of the epoch alice's Add will be made in, by a member that
-	// ranks before her there.
-	var rival []byte
-	for rival == nil {
+	for i, p := range members[1:] {
+		alice.Invite(ctx, ch, p)
+		nodetest.AwaitConverged(ctx, ch, i+2, members[:i+2]...)
+	}
+	// A rival by bob of the epoch alice's Add will be made in, where he
+	// ranks before her.
+	for {
 		ra, err := alice.CommitterRank(ctx, ch, leafOf(t, alice, ch, alice))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []*nodetest.Peer{bob, dave} {
-			r, err := alice.CommitterRank(ctx, ch, leafOf(t, alice, ch, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r < ra && rival == nil {
-				if rival, err = p.CommitUnsent(ctx, ch); err != nil {
-					t.Fatal(err)
-				}
-			}
+		rb, err := alice.CommitterRank(ctx, ch, leafOf(t, alice, ch, bob))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if rival == nil {
-			if err := bob.Update(ctx, ch); err != nil {
-				t.Fatal(err)
-			}
-			nodetest.AwaitConverged(ctx, ch, 3, three...)
+		if rb < ra {
+			break
 		}
+		if err := dave.Update(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.AwaitConverged(ctx, ch, len(members), members...)
 	}
-	alice.Invite(ctx, ch, carol)
-	all := append(three, carol)
-	nodetest.AwaitConverged(ctx, ch, 4, all...)
-	if _, err := carol.Send(ctx, ch, "carol on the branch that loses"); err != nil {
+	rival, err := bob.CommitUnsent(ctx, ch)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range three {
-		awaitBodies(ctx, t, p, ch, []string{"carol on the branch that loses"})
+	alice.Invite(ctx, ch, carol)
+	all := append(members, carol)
+	nodetest.AwaitConverged(ctx, ch, len(all), all...)
+	want := []string{"carol on the branch that loses"}
+	if _, err := carol.Send(ctx, ch, want[0]); err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range three {
+	for _, p := range all {
+		awaitBodies(ctx, t, p, ch, want)
+	}
+	for _, p := range []*nodetest.Peer{alice, dave, erin} {
 		if err := p.Deliver(ctx, ch, bob.ID(), rival, false); err != nil {
 			t.Fatal(err)
+		}
+		if p.Rewinds(ch) == 0 {
+			t.Fatalf("%s did not rewind to the rival", p.Name)
 		}
 	}
 	carol.AwaitEvent(ctx, "carol's rejoin", func(e node.Event) bool {
 		return e.Type == node.EventRejoined && bytes.Equal(e.Channel, ch)
 	})
-	nodetest.AwaitConverged(ctx, ch, 4, all...)
-	for _, p := range three {
-		if p.Rewinds(ch) == 0 {
-			t.Errorf("%s did not rewind to the rival", p.Name)
+	nodetest.AwaitConverged(ctx, ch, len(all), all...)
+	for _, p := range []*nodetest.Peer{alice, dave, erin} {
+		if n := p.Rejoins(ch); n != 0 {
+			t.Errorf("%s, on the winning branch, rejoined %d times", p.Name, n)
 		}
 	}
-	want := []string{"carol on the branch that loses"}
 	for _, p := range all {
 		body := "after, from " + p.Name
 		if _, err := p.Send(ctx, ch, body); err != nil {
