@@ -118,6 +118,8 @@ type channel struct {
 	// written (see flush).
 	pending pendingBatch
 	gather  *time.Timer // see more
+	// rj is the divergence detector (rejoin.go).
+	rj rejoinState
 }
 
 // pendingBatch is what a run of received application messages leaves for
@@ -571,7 +573,9 @@ func (c *channel) publishSnapshot() {
 	case c.leaving:
 		state = "leaving"
 	}
+	conv, note := c.convergence()
 	s.info = ChannelInfo{
+		Convergence: conv, ConvergenceNote: note,
 		ID: c.id, Name: c.meta.Name, Topic: c.meta.Topic, Epoch: g.Epoch(), Members: len(s.members),
 		EpochAuthenticator: fmt.Sprintf("%x", g.EpochAuthenticator()), CipherSuite: uint16(g.CipherSuite()),
 		State: state, CommitPending: g.HasStagedCommit(),
@@ -971,6 +975,7 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 	}
 	c.setGroup(eff.Group)
 	c.commitEvents(eff)
+	c.merged(eff)
 	switch {
 	case eff.OwnCommit && c.staged != nil:
 		c.staged.finish(nil)
@@ -1367,6 +1372,7 @@ func (c *channel) syncLoop() {
 		} else {
 			t.Reset(every)
 		}
+		c.checkView(c.ctx)
 	}
 }
 

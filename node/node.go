@@ -120,6 +120,7 @@ func Open(ctx context.Context, config Config) (_ *Node, err error) {
 	pc.WelcomeDone = n.welcomeDone
 	pc.SyncProvider = n.serveSync
 	pc.PeerConnected = n.peerConnected
+	pc.GroupInfoProvider = n.serveGroupInfo
 	if pc.Logger == nil {
 		pc.Logger = cfg.Logger
 	}
@@ -402,6 +403,12 @@ type ChannelInfo struct {
 	State string
 	// CommitPending is set while a commit of this node awaits its epoch.
 	CommitPending bool
+	// Convergence is "settled", "resolving" (commits of the epoch are
+	// settling), "recovering" (this member found itself on a branch the
+	// group left, and rejoins) or "unrecoverable" (it cannot rejoin for
+	// now: ConvergenceNote says why); see rejoin.go.
+	Convergence     string
+	ConvergenceNote string
 }
 
 // Member is a member of a channel.

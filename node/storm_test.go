@@ -205,12 +205,13 @@ func storm(t *testing.T, size, rounds int, seed uint64) {
 			}
 		}
 	}
-	var rewinds, lost int
+	var rewinds, rejoins, lost int
 	for _, p := range c.Peers() {
 		rewinds += int(p.Rewinds(ch))
+		rejoins += int(p.Rejoins(ch))
 	}
 	lost = countEvents(c.Peers(), node.EventCommitLost)
-	t.Logf("%d members, %d rounds, %d messages: %d rewinds, %d commits lost and made again; final epoch %d", size, rounds, len(sent), rewinds, lost, members[0].MustInfo(ch).Epoch)
+	t.Logf("%d members, %d rounds, %d messages: %d rewinds, %d rejoins, %d commits lost and made again; final epoch %d", size, rounds, len(sent), rewinds, rejoins, lost, members[0].MustInfo(ch).Epoch)
 }
 
 // awaitOnce waits until body is in p's history, then checks it is there

@@ -178,6 +178,9 @@ type Config struct {
 	// call at a time) when a peer becomes connected: a peer that was
 	// away or across a partition may hold what the caller missed.
 	PeerConnected func(peer.ID)
+	// GroupInfoProvider serves /spacepanda/groupinfo/1.0.0; nil means not
+	// served.
+	GroupInfoProvider GroupInfoProvider
 	// SyncPageLimit caps the entries of one sync page, asked and served;
 	// zero means 128.
 	SyncPageLimit int
@@ -191,7 +194,7 @@ type Config struct {
 	// 30 seconds.
 	StreamTimeout time.Duration
 	// MaxPeerStreams caps the Welcome streams, and separately the sync
-	// streams, that one peer may have open to this host at once; streams
+	// streams and the group view streams, that one peer may have open to this host at once; streams
 	// beyond it are reset. Each open Welcome stream holds what the peer
 	// sent of its Welcome (plus at most 64 KiB), up to MaxWelcomeSize, for
 	// up to StreamTimeout. Zero means 4, which a peer that sends its

@@ -29,6 +29,9 @@ var (
 	// ErrSyncRefused: the peer refused a sync request; the error is a
 	// *RefusedError carrying its reason.
 	ErrSyncRefused = errors.New("p2p: sync refused")
+	// ErrGroupInfoRefused: the peer refused a group view request; the
+	// error is a *RefusedError carrying its reason.
+	ErrGroupInfoRefused = errors.New("p2p: group view refused")
 	// ErrBusy: the host had no room left for an inbound Welcome
 	// (Config.MaxWelcomeBuffers); the sender sees its stream reset.
 	ErrBusy = errors.New("p2p: busy")
@@ -39,7 +42,7 @@ var (
 
 // RefusedError is a refusal from the remote peer, with the reason it gave.
 type RefusedError struct {
-	Kind   error // ErrWelcomeRejected or ErrSyncRefused
+	Kind   error // ErrWelcomeRejected, ErrSyncRefused or ErrGroupInfoRefused
 	Reason string
 }
 

@@ -81,7 +81,7 @@ type Host struct {
 	once   sync.Once
 
 	// Inbound streams by peer, each protocol held to MaxPeerStreams.
-	welcomeStreams, syncStreams peerStreams
+	welcomeStreams, syncStreams, viewStreams peerStreams
 	// welcomeBuffers is what inbound Welcomes of all peers may hold.
 	welcomeBuffers *bufferBudget
 
@@ -102,6 +102,7 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h = &Host{cfg: cfg, channels: make(map[string]*Channel), scores: make(map[peer.ID]float64)}
 	h.welcomeStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
+	h.viewStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.gate = newGate(cfg.MaxRejections, cfg.RejectionWindow, cfg.GateDuration)
 	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
 	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
@@ -136,6 +137,9 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	}
 	if cfg.SyncProvider != nil {
 		h.host.SetStreamHandler(syncProtocol, h.handleSync)
+	}
+	if cfg.GroupInfoProvider != nil {
+		h.host.SetStreamHandler(groupInfoProtocol, h.handleGroupInfo)
 	}
 	if h.out, err = newOutbox(h); err != nil {
 		return nil, err
@@ -346,6 +350,7 @@ func (h *Host) Close() error {
 			// answer on it any more.
 			h.host.RemoveStreamHandler(welcomeProtocol)
 			h.host.RemoveStreamHandler(syncProtocol)
+			h.host.RemoveStreamHandler(groupInfoProtocol)
 		}
 		h.wg.Wait()
 	})
