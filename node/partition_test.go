@@ -36,7 +36,7 @@ type partitionCluster struct {
 	ch  []byte
 }
 
-func newPartitionCluster(t *testing.T, n int, syncEvery time.Duration) *partitionCluster {
+func newPartitionCluster(t testing.TB, n int, syncEvery time.Duration) *partitionCluster {
 	ctx := testContext(t, 2*time.Minute)
 	c := nodetest.NewMocknet(t, mocknet.LinkOptions{Latency: 20 * time.Millisecond})
 	if syncEvery != 0 {

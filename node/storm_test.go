@@ -216,7 +216,7 @@ func storm(t *testing.T, size, rounds int, seed uint64) {
 
 // awaitOnce waits until body is in p's history, then checks it is there
 // once.
-func awaitOnce(ctx context.Context, t *testing.T, p *nodetest.Peer, ch []byte, body string) {
+func awaitOnce(ctx context.Context, t testing.TB, p *nodetest.Peer, ch []byte, body string) {
 	t.Helper()
 	count := func() int {
 		n := 0
@@ -235,7 +235,7 @@ func awaitOnce(ctx context.Context, t *testing.T, p *nodetest.Peer, ch []byte, b
 
 // awaitStormConverged is nodetest.AwaitConverged with a round's deadline
 // and, past it, what each member shows.
-func awaitStormConverged(ctx context.Context, t *testing.T, ch []byte, want int, members []*nodetest.Peer) {
+func awaitStormConverged(ctx context.Context, t testing.TB, ch []byte, want int, members []*nodetest.Peer) {
 	t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
