@@ -79,9 +79,10 @@ type rejoinState struct {
 	// loop's own: settled or resolving).
 	state, note string
 	// diverged counts the rounds in a row that found this member off the
-	// group's view; lastBest is the group's epoch in the last of them.
-	diverged int
-	lastBest uint64
+	// group's view; lastView and lastMine are the group's view and this
+	// member's in the last of them.
+	diverged           int
+	lastView, lastMine viewKey
 	// silent counts the rounds in a row in which no member answered.
 	silent int
 	// agreed is the last epoch a round found this member in the group's
@@ -177,10 +178,13 @@ type viewKey struct {
 // this member has diverged.
 func (c *channel) checkView(ctx context.Context) {
 	var me viewKey
-	var active bool
+	var active, busy bool
 	var others []peer.ID
 	if err := c.do(ctx, func() error {
 		active = c.group.Active()
+		// Commits settling or a rewind catching up are the ordinary
+		// way back to the group's view: no round counts while they last.
+		busy = len(c.candidates) > 0 || c.group.HasStagedCommit() || c.caughtUp != 0
 		me = viewKey{c.group.Epoch(), string(viewHash(c.group.EpochAuthenticator()))}
 		for _, m := range c.group.Members() {
 			if p, err := peerOfMember(m); err == nil && p != c.n.id {
@@ -253,13 +257,25 @@ func (c *channel) checkView(ctx context.Context) {
 		c.setConvergence(ctx, "", "")
 		return
 	}
-	// Behind the group and catching up is no divergence: only a member
-	// that did not reach the group's epoch of the round before has.
-	if c.rj.diverged > 0 && best.epoch > me.epoch && me.epoch >= c.rj.lastBest {
+	// Ahead of the group is no divergence: the others catch up through
+	// sync, or a late commit that ranks first rewinds this member
+	// (rewind.go). Nor is a round in which this member was still
+	// settling. Diverged is a member whose view and the group's are the
+	// same two rounds in a row and not the same as each other: one that
+	// moved meanwhile is catching up, and a group whose view moved was
+	// settling still.
+	switch {
+	case me.epoch > best.epoch:
+		c.rj.diverged = 0
+		c.setConvergence(ctx, "", "")
+		return
+	case busy:
+		return
+	case c.rj.diverged > 0 && (best != c.rj.lastView || me != c.rj.lastMine):
 		c.rj.diverged = 0
 	}
 	c.rj.diverged++
-	c.rj.lastBest = best.epoch
+	c.rj.lastView, c.rj.lastMine = best, me
 	if c.rj.diverged < 2 {
 		return
 	}
