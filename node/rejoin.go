@@ -257,18 +257,13 @@ func (c *channel) checkView(ctx context.Context) {
 		c.setConvergence(ctx, "", "")
 		return
 	}
-	// Ahead of the group is no divergence: the others catch up through
-	// sync, or a late commit that ranks first rewinds this member
-	// (rewind.go). Nor is a round in which this member was still
-	// settling. Diverged is a member whose view and the group's are the
-	// same two rounds in a row and not the same as each other: one that
-	// moved meanwhile is catching up, and a group whose view moved was
-	// settling still.
+	// A round in which this member was still settling, or catching up
+	// after a rewind, does not count. Diverged is a member whose view and
+	// the group's are the same two rounds in a row and not the same as
+	// each other, ahead of the group or behind it: one that moved
+	// meanwhile is catching up, and a group whose view moved was settling
+	// still, or catching up with this member.
 	switch {
-	case me.epoch > best.epoch:
-		c.rj.diverged = 0
-		c.setConvergence(ctx, "", "")
-		return
 	case busy:
 		return
 	case c.rj.diverged > 0 && (best != c.rj.lastView || me != c.rj.lastMine):
