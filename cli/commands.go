@@ -50,6 +50,8 @@ type (
 		EpochAuthenticator string `json:"epoch_authenticator"`
 		Members            int    `json:"members"`
 		CipherSuite        uint16 `json:"cipher_suite"`
+		Convergence        string `json:"convergence,omitempty"`
+		ConvergenceNote    string `json:"convergence_note,omitempty"`
 	}
 	inviteJSON struct {
 		Channel string `json:"channel"`
@@ -295,11 +297,17 @@ func (e *env) channelCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return e.do(cmd, func(ctx context.Context, d daemon, _ api.IdentityResult) (result, error) {
 				c, err := d.Info(ctx, a[0])
-				out := infoJSON{c.Channel, c.Name, c.Epoch, c.EpochAuthenticator, c.Members, c.CipherSuite}
+				out := infoJSON{c.Channel, c.Name, c.Epoch, c.EpochAuthenticator, c.Members, c.CipherSuite, c.Convergence, c.ConvergenceNote}
 				return result{out, func(w io.Writer) {
 					tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 					fmt.Fprintf(tw, "channel:\t%s\nname:\t%s\nepoch:\t%d\nepoch authenticator:\t%s\nmembers:\t%d\ncipher suite:\t0x%04x\n",
 						out.Channel, clean(out.Name), out.Epoch, out.EpochAuthenticator, out.Members, out.CipherSuite)
+					if out.Convergence != "" {
+						fmt.Fprintf(tw, "convergence:\t%s\n", out.Convergence)
+					}
+					if out.ConvergenceNote != "" {
+						fmt.Fprintf(tw, "\t%s\n", clean(out.ConvergenceNote))
+					}
 					tw.Flush()
 				}}, err
 			})
