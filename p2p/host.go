@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -23,9 +24,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -247,14 +250,32 @@ func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	if cfg.AutoNATService {
 		opts = append(opts, libp2p.EnableNATService())
 	}
+	if cfg.AutoNATService || cfg.HolePunching {
+		// v2 serves (with AutoNATService's v1) and asks about each
+		// address, where v1 only judges the host as a whole; go-libp2p
+		// still drives AutoRelay and the relay service from v1's verdict.
+		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	switch cfg.Reachability {
+	case ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	// self is the host once built, for AutoRelay's peer source, which
+	// go-libp2p calls only after New returns.
+	var self atomic.Pointer[host.Host]
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
+		if len(cfg.relays) == 0 {
+			opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(connectedRelays(&self), autorelay.WithMinCandidates(1)))
+		}
 	}
 	if len(cfg.relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.relays))
 	}
 	if cfg.RelayService {
-		opts = append(opts, libp2p.EnableRelayService())
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources())))
 	}
 	if !cfg.HolePunching && !cfg.RelayService && len(cfg.relays) == 0 {
 		opts = append(opts, libp2p.DisableRelay())
@@ -263,7 +284,57 @@ func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: starting libp2p: %w", err)
 	}
+	self.Store(&hst)
 	return hst, nil
+}
+
+// relayHop is circuit relay v2's protocol for reserving and connecting
+// through a relay.
+const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
+
+// connectedRelays is AutoRelay's source of candidates when no relay is
+// configured: connected peers that identify said offer the relay service.
+// The bootstrap peers and the DHT's servers are among the connected
+// peers, which is how a host finds relays through the DHT.
+func connectedRelays(self *atomic.Pointer[host.Host]) autorelay.PeerSource {
+	return func(ctx context.Context, num int) <-chan peer.AddrInfo {
+		out := make(chan peer.AddrInfo, max(num, 0))
+		defer close(out)
+		hp := self.Load()
+		if hp == nil {
+			return out
+		}
+		h := *hp
+		for _, p := range h.Network().Peers() {
+			if len(out) == cap(out) {
+				break
+			}
+			if ok, err := h.Peerstore().SupportsProtocols(p, relayHop); err == nil && len(ok) > 0 {
+				out <- h.Peerstore().PeerInfo(p)
+			}
+		}
+		return out
+	}
+}
+
+// relayResources are the relay service's limits, set here rather than
+// left to go-libp2p's defaults so that they are seen and kept strict.
+// A relayed connection lasts two minutes and carries 128 KiB each way at
+// most (DCUtR needs a few hundred bytes; a Welcome of a small group a few
+// KiB), a peer holds one reservation, and the relay serves at most 128
+// reservations and 16 circuits per peer at once. A crowd of fresh peer
+// IDs from one address is held by the per-IP cap.
+func relayResources() relayv2.Resources {
+	return relayv2.Resources{
+		Limit:                  &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: 128 << 10},
+		ReservationTTL:         time.Hour,
+		MaxReservations:        128,
+		MaxCircuits:            16,
+		BufferSize:             2048,
+		MaxReservationsPerPeer: 1,
+		MaxReservationsPerIP:   8,
+		MaxReservationsPerASN:  32,
+	}
 }
 
 func (h *Host) startDHT() error {
@@ -408,6 +479,18 @@ func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
 
 // Connected lists the peers the host has connections to.
 func (h *Host) Connected() []peer.ID { return h.host.Network().Peers() }
+
+// ConnAddrs are the remote multiaddrs of the host's open connections to
+// p, one per connection. A relayed connection's contains /p2p-circuit
+// (the relay's address, then the circuit); a direct one's does not.
+func (h *Host) ConnAddrs(p peer.ID) []string {
+	conns := h.host.Network().ConnsToPeer(p)
+	out := make([]string, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	return out
+}
 
 // RoutingTableSize is how many DHT servers the host's routing table holds:
 // zero means DHT lookups cannot start yet.
