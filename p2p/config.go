@@ -205,8 +205,10 @@ type Config struct {
 	// SyncProvider serves /spacepanda/sync/1.0.0; nil means not served.
 	SyncProvider SyncProvider
 	// PeerConnected, if set, is called (on a goroutine of the host's, one
-	// call at a time) when a peer becomes connected: a peer that was
-	// away or across a partition may hold what the caller missed.
+	// call at a time) when a peer becomes connected, over a relay or
+	// directly (a peer whose relayed connection is upgraded is reported
+	// twice): a peer that was away or across a partition may hold what
+	// the caller missed.
 	PeerConnected func(peer.ID)
 	// GroupInfoProvider serves /spacepanda/groupinfo/1.0.0; nil means not
 	// served.

@@ -168,7 +168,7 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 					if !ok {
 						return
 					}
-					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected {
+					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
 						cfg.PeerConnected(ev.Peer)
 					}
 				}
@@ -457,7 +457,7 @@ func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
 	if p == h.host.ID() {
 		return nil
 	}
-	if h.host.Network().Connectedness(p) == network.Connected {
+	if h.connected(p) {
 		return nil
 	}
 	known := h.host.Peerstore().PeerInfo(p)
@@ -475,6 +475,23 @@ func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
 		return fmt.Errorf("p2p: connecting to %s: %w", p, err)
 	}
 	return nil
+}
+
+// connected reports whether the host can open streams to p: over a direct
+// connection, or over a relayed one (which go-libp2p calls limited: the
+// relay bounds its time and bytes), which the stream protocols accept so
+// that peers behind NATs that defeat hole punching still reach each other.
+func (h *Host) connected(p peer.ID) bool {
+	c := h.host.Network().Connectedness(p)
+	return c == network.Connected || c == network.Limited
+}
+
+// overRelay lets a stream opened with ctx use a relayed connection when
+// there is no direct one. The relay's limits (relayResources on ours: two
+// minutes and 128 KiB a circuit) may cut an exchange short; it fails as a
+// lost connection does and is retried as one, by then perhaps directly.
+func overRelay(ctx context.Context) context.Context {
+	return network.WithAllowLimitedConn(ctx, "spacepanda streams may be relayed")
 }
 
 // Connected lists the peers the host has connections to.

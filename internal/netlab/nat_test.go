@@ -34,7 +34,13 @@ func TestNATTraversal(t *testing.T) {
 		t.Skipf("no network namespaces here: %v", err)
 	}
 	for _, nat := range []netlab.NAT{netlab.EndpointIndependent, netlab.Symmetric} {
-		t.Run(nat.String(), func(t *testing.T) { natTraversal(t, nat) })
+		// In parallel: each lab is its own, and most of each run is
+		// waiting (AutoNAT's start, and behind symmetric NATs the sync
+		// that carries messages the relay cannot gossip).
+		t.Run(nat.String(), func(t *testing.T) {
+			t.Parallel()
+			natTraversal(t, nat)
+		})
 	}
 }
 
