@@ -160,8 +160,14 @@ func natTraversal(t *testing.T, nat netlab.NAT) {
 	}
 	direct := slices.ContainsFunc(now, func(a string) bool { return !strings.Contains(a, "/p2p-circuit") })
 	mu.Lock()
-	t.Logf("%s: alice's connections to bob at the end: %q; first relayed at %v, first direct at %v (absent: never seen)",
-		nat, now, seen["relayed"], seen["direct"])
+	first := func(kind string) string {
+		if d, ok := seen[kind]; ok {
+			return d.Round(time.Millisecond).String()
+		}
+		return "never"
+	}
+	t.Logf("%s: alice's connections to bob at the end: %q; first seen relayed at %s, direct at %s",
+		nat, now, first("relayed"), first("direct"))
 	_, everDirect := seen["direct"]
 	mu.Unlock()
 	for _, a := range now {
@@ -169,7 +175,17 @@ func natTraversal(t *testing.T, nat netlab.NAT) {
 			t.Errorf("%s: alice has a direct connection to bob from %s, not from bob's router %s", nat, a, bobRouter.Addr)
 		}
 	}
-	_ = aliceRouter
+	// And from bob's side, a direct connection comes from alice's router.
+	for _, p := range peers(ctx, bob) {
+		if p.PeerID != alice.ID(ctx).PeerID {
+			continue
+		}
+		for _, a := range p.Addrs {
+			if !strings.Contains(a, "/p2p-circuit") && !strings.HasPrefix(a, "/ip4/"+aliceRouter.Addr+"/") {
+				t.Errorf("%s: bob has a direct connection to alice from %s, not from alice's router %s", nat, a, aliceRouter.Addr)
+			}
+		}
+	}
 	switch nat {
 	case netlab.EndpointIndependent:
 		if !direct {
