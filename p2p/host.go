@@ -318,22 +318,21 @@ func connectedRelays(self *atomic.Pointer[host.Host]) autorelay.PeerSource {
 }
 
 // relayResources are the relay service's limits, set here rather than
-// left to go-libp2p's defaults so that they are seen and kept strict.
-// A relayed connection lasts two minutes and carries 128 KiB each way at
+// left to go-libp2p's defaults so that they are seen and kept strict. A
+// relayed connection lasts two minutes and carries 128 KiB each way at
 // most (DCUtR needs a few hundred bytes; a Welcome of a small group a few
-// KiB), a peer holds one reservation, and the relay serves at most 128
-// reservations and 16 circuits per peer at once. A crowd of fresh peer
-// IDs from one address is held by the per-IP cap.
+// KiB); a peer holds one reservation (go-libp2p allows no more); the relay
+// serves at most 128 reservations, 8 per IP address (fresh peer IDs cost
+// nothing, addresses do), and 16 circuits per peer at once.
 func relayResources() relayv2.Resources {
 	return relayv2.Resources{
-		Limit:                  &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: 128 << 10},
-		ReservationTTL:         time.Hour,
-		MaxReservations:        128,
-		MaxCircuits:            16,
-		BufferSize:             2048,
-		MaxReservationsPerPeer: 1,
-		MaxReservationsPerIP:   8,
-		MaxReservationsPerASN:  32,
+		Limit:                 &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: 128 << 10},
+		ReservationTTL:        time.Hour,
+		MaxReservations:       128,
+		MaxCircuits:           16,
+		BufferSize:            2048,
+		MaxReservationsPerIP:  8,
+		MaxReservationsPerASN: 32,
 	}
 }
 
