@@ -2,6 +2,7 @@ package netlab_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -214,19 +215,19 @@ func peers(ctx context.Context, d *proctest.Daemon) []peer {
 // without failing the test when ctx ends (the watcher's does).
 func connKinds(ctx context.Context, d *proctest.Daemon, id string) []string {
 	out, code := d.Run(ctx, "", "peers")
-	if code != 0 || ctx.Err() != nil {
+	var ps []peer
+	if code != 0 || ctx.Err() != nil || json.Unmarshal(out, &ps) != nil {
 		return nil
 	}
 	var kinds []string
-	for _, line := range strings.Split(string(out), "\"peer_id\"") {
-		if !strings.Contains(line, id) {
+	for _, p := range ps {
+		if p.PeerID != id {
 			continue
 		}
-		if strings.Contains(line, "/p2p-circuit") {
-			kinds = append(kinds, "relayed")
-		}
-		for _, a := range strings.Split(line, "\"") {
-			if strings.HasPrefix(a, "/ip4/") && !strings.Contains(a, "/p2p-circuit") {
+		for _, a := range p.Addrs {
+			if strings.Contains(a, "/p2p-circuit") {
+				kinds = append(kinds, "relayed")
+			} else {
 				kinds = append(kinds, "direct")
 			}
 		}
