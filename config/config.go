@@ -47,8 +47,32 @@ type Config struct {
 	SettleWindow Duration `toml:"settle_window"`
 
 	KeyPackages KeyPackages `toml:"key_packages"`
+	NAT         NAT         `toml:"nat"`
 	Log         Log         `toml:"log"`
 	Metrics     Metrics     `toml:"metrics"`
+}
+
+// NAT sets how the node gets through NATs and helps others to (see
+// p2p.Config's fields of the same names).
+type NAT struct {
+	// PortMap asks the home router for a port mapping (UPnP, NAT-PMP).
+	PortMap bool `toml:"port_map"`
+	// HolePunching upgrades relayed connections to direct ones (DCUtR)
+	// and, while AutoNAT finds the node unreachable, keeps reservations
+	// on relays: Relays if set, else relays among its connected peers.
+	HolePunching bool `toml:"hole_punching"`
+	// Relays are circuit relay multiaddrs, each ending in /p2p/<peer ID>.
+	Relays []string `toml:"relays"`
+	// RelayService makes a publicly reachable node relay for others,
+	// within strict limits (short, small circuits).
+	RelayService bool `toml:"relay_service"`
+	// AutoNATService answers other nodes' AutoNAT (v1 and v2) requests,
+	// telling them whether they are reachable. For public nodes.
+	AutoNATService bool `toml:"autonat_service"`
+	// Reachability is "auto" (AutoNAT decides), "public" or "private".
+	// A public relay or bootstrap node says "public": the relay service
+	// only starts once the node is known to be reachable.
+	Reachability string `toml:"reachability"`
 }
 
 // KeyPackages sets how many KeyPackages a node publishes and how long they
@@ -137,6 +161,12 @@ func Default() Config {
 			RotateBefore: Duration{7 * 24 * time.Hour},
 			Republish:    Duration{4 * time.Hour},
 		},
+		NAT: NAT{
+			PortMap:      true,
+			HolePunching: true,
+			Relays:       []string{},
+			Reachability: "auto",
+		},
 		Log: Log{Level: "info", Format: "text"},
 	}
 }
@@ -152,7 +182,7 @@ var ExampleFile string
 func (c Config) TOML() ([]byte, error) {
 	// Nil lists would vanish from the output; write them as [] so the
 	// file says what is in effect.
-	for _, l := range []*[]string{&c.Listen, &c.Bootstrap, &c.AutoAccept} {
+	for _, l := range []*[]string{&c.Listen, &c.Bootstrap, &c.AutoAccept, &c.NAT.Relays} {
 		if *l == nil {
 			*l = []string{}
 		}

@@ -305,6 +305,9 @@ func TestValidation(t *testing.T) {
 		{name: "listen bad protocol", env: []string{"SPACEPANDA_LISTEN=/ip4/0.0.0.0/tcpx/1"}, key: "listen", src: "env SPACEPANDA_LISTEN"},
 		{name: "bootstrap without p2p", flag: map[string]string{"bootstrap": "/ip4/192.0.2.1/tcp/4001"}, key: "bootstrap", src: "flag --bootstrap"},
 		{name: "bootstrap not a multiaddr", file: "bootstrap = [\"example.org:4001\"]", key: "bootstrap", src: "FILE:1"},
+		{name: "relay without p2p", flag: map[string]string{"nat.relays": "/ip4/192.0.2.1/udp/4001/quic-v1"}, key: "nat.relays", src: "flag --nat.relays"},
+		{name: "relay not a multiaddr", file: "[nat]\nrelays = [\"relay.example.org\"]", key: "nat.relays", src: "FILE:2"},
+		{name: "reachability unknown", env: []string{"SPACEPANDA_NAT_REACHABILITY=maybe"}, key: "nat.reachability", src: "env SPACEPANDA_NAT_REACHABILITY"},
 		{name: "auto_accept not a peer ID", env: []string{"SPACEPANDA_AUTO_ACCEPT=alice"}, key: "auto_accept", src: "env SPACEPANDA_AUTO_ACCEPT"},
 		{name: "metrics on all interfaces", file: "[metrics]\nlisten = \"0.0.0.0:9090\"", key: "metrics.listen", src: "FILE:2"},
 		{name: "metrics on a name", env: []string{"SPACEPANDA_METRICS_LISTEN=example.org:9090"}, key: "metrics.listen", src: "env SPACEPANDA_METRICS_LISTEN"},
@@ -441,6 +444,12 @@ func TestTOMLRoundTrip(t *testing.T) {
 		"log.level":                  "debug",
 		"log.format":                 "json",
 		"metrics.listen":             "127.0.0.1:9090",
+		"nat.port_map":               "false",
+		"nat.hole_punching":          "false",
+		"nat.relays":                 "/ip4/192.0.2.2/udp/4001/quic-v1/p2p/" + newPeerID(t),
+		"nat.relay_service":          "true",
+		"nat.autonat_service":        "true",
+		"nat.reachability":           "public",
 	}
 	c, err := Load(src)
 	if err != nil {
@@ -449,7 +458,7 @@ func TestTOMLRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		c    Config
-	}{{"loaded", c}, {"nil lists", func() Config { d := c; d.Bootstrap, d.AutoAccept = nil, nil; return d }()}} {
+	}{{"loaded", c}, {"nil lists", func() Config { d := c; d.Bootstrap, d.AutoAccept, d.NAT.Relays = nil, nil, nil; return d }()}} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := tc.c.TOML()
 			if err != nil {
@@ -465,7 +474,7 @@ func TestTOMLRoundTrip(t *testing.T) {
 			}
 			want := tc.c
 			want.ConfigFile = path
-			for _, l := range []*[]string{&want.Bootstrap, &want.AutoAccept} {
+			for _, l := range []*[]string{&want.Bootstrap, &want.AutoAccept, &want.NAT.Relays} {
 				if *l == nil {
 					*l = []string{}
 				}

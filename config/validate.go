@@ -44,6 +44,22 @@ func validate(c *Config, from map[string]string) []error {
 			bad("bootstrap", "entry %d %q does not end in /p2p/<peer ID>: %v", i, s, err)
 		}
 	}
+	for i, s := range c.NAT.Relays {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			bad("nat.relays", "entry %d %q is not a multiaddr: %v", i, s, err)
+			continue
+		}
+		// As for bootstrap peers: the relay is known by its peer ID.
+		if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+			bad("nat.relays", "entry %d %q does not end in /p2p/<peer ID>: %v", i, s, err)
+		}
+	}
+	switch c.NAT.Reachability {
+	case "auto", "public", "private":
+	default:
+		bad("nat.reachability", "%q is not one of auto, public, private", c.NAT.Reachability)
+	}
 	for i, s := range c.AutoAccept {
 		if _, err := peer.Decode(s); err != nil {
 			bad("auto_accept", "entry %d %q is not a peer ID: %v", i, s, err)

@@ -300,6 +300,10 @@ func (n *Node) Connect(ctx context.Context, addr string) error { return n.host.C
 // Peers lists the peers the node is connected to.
 func (n *Node) Peers() []peer.ID { return n.host.Connected() }
 
+// PeerAddrs are the remote addresses of the node's open connections to p,
+// one per connection; a relayed one contains /p2p-circuit.
+func (n *Node) PeerAddrs(p peer.ID) []string { return n.host.ConnAddrs(p) }
+
 // Host is the node's p2p host, for tests and the testnet.
 func (n *Node) Host() *p2p.Host { return n.host }
 

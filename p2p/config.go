@@ -28,6 +28,20 @@ const (
 	DHTClient
 )
 
+// Reachability overrides AutoNAT's verdict on whether the host can be
+// dialled from outside.
+type Reachability int
+
+const (
+	// ReachabilityAuto lets AutoNAT find out.
+	ReachabilityAuto Reachability = iota
+	// ReachabilityPublic declares the host dialable.
+	ReachabilityPublic
+	// ReachabilityPrivate declares it behind a NAT or firewall, so that
+	// it looks for relays at once.
+	ReachabilityPrivate
+)
+
 // Validator decides which values the DHT accepts under one key namespace
 // and which of several it prefers. It is the shape of go-libp2p-record's
 // Validator, so that keypkgdir's validator fits without either package
@@ -70,7 +84,8 @@ type Config struct {
 	// builds: go-libp2p's mocknet in tests and the testnet, which run many
 	// nodes in one process. The fields that only shape a built host
 	// (ListenAddrs, ConnLow/ConnHigh/ConnGrace, NATPortMap,
-	// AutoNATService, HolePunching, StaticRelays, RelayService) must then
+	// AutoNATService, Reachability, HolePunching, StaticRelays,
+	// RelayService) must then
 	// be zero. The caller owns Host: Close leaves it open.
 	Host host.Host
 
@@ -90,17 +105,32 @@ type Config struct {
 
 	// NATPortMap asks the home router for a port mapping (UPnP, NAT-PMP).
 	NATPortMap bool
-	// AutoNATService answers other peers' AutoNAT requests by dialling
-	// them back, which is how they learn whether they are reachable (and
-	// so whether DHTAuto serves). Public, long-lived nodes should set it.
+	// AutoNATService answers other peers' AutoNAT requests, v1 (is the
+	// host reachable at all) and v2 (is this one address reachable), by
+	// dialling them back within go-libp2p's rate limits: that is how
+	// they learn whether they are reachable, and so whether DHTAuto
+	// serves and whether they need a relay. Public, long-lived nodes
+	// should set it. A host with it, or with HolePunching, also runs the
+	// AutoNAT v2 client, which tests each of its own addresses.
 	AutoNATService bool
-	// HolePunching enables DCUtR, which upgrades relayed connections to
-	// direct ones through NATs; with StaticRelays it also keeps
-	// reservations on those relays while the host is unreachable.
+	// Reachability, when not ReachabilityAuto, overrides what AutoNAT
+	// finds. A relay or bootstrap node that knows it is public sets
+	// ReachabilityPublic: go-libp2p only starts the relay service once the
+	// host is public, and a network's first public node has nobody to
+	// confirm that for it.
+	Reachability Reachability
+	// HolePunching enables DCUtR (/libp2p/dcutr), which upgrades relayed
+	// connections to direct ones through NATs, and AutoRelay, which keeps
+	// reservations on relays while AutoNAT finds the host unreachable:
+	// on StaticRelays if any, else on connected peers (the DHT's among
+	// them) that offer the relay service.
 	HolePunching bool
 	// StaticRelays are relay multiaddrs (with /p2p/) for AutoRelay.
 	StaticRelays []string
-	// RelayService makes a publicly reachable host relay for others.
+	// RelayService makes a publicly reachable host a circuit relay v2
+	// (/libp2p/circuit/relay/0.2.0/hop) for others, within the limits of
+	// relayResources: relayed connections are short and small, enough to
+	// coordinate a hole punch or carry chat, not bulk traffic.
 	RelayService bool
 	// MDNS finds and connects to peers on the local network.
 	MDNS bool
@@ -175,8 +205,10 @@ type Config struct {
 	// SyncProvider serves /spacepanda/sync/1.0.0; nil means not served.
 	SyncProvider SyncProvider
 	// PeerConnected, if set, is called (on a goroutine of the host's, one
-	// call at a time) when a peer becomes connected: a peer that was
-	// away or across a partition may hold what the caller missed.
+	// call at a time) when a peer becomes connected, over a relay or
+	// directly (a peer whose relayed connection is upgraded is reported
+	// twice): a peer that was away or across a partition may hold what
+	// the caller missed.
 	PeerConnected func(peer.ID)
 	// GroupInfoProvider serves /spacepanda/groupinfo/1.0.0; nil means not
 	// served.
@@ -299,6 +331,9 @@ func (c Config) validate() (*config, error) {
 	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {
 		return nil, fmt.Errorf("%w: DHTMode %d", ErrConfig, cfg.DHTMode)
 	}
+	if cfg.Reachability < ReachabilityAuto || cfg.Reachability > ReachabilityPrivate {
+		return nil, fmt.Errorf("%w: Reachability %d", ErrConfig, cfg.Reachability)
+	}
 	listen := cfg.ListenAddrs
 	if len(listen) == 0 {
 		listen = DefaultListenAddrs
@@ -356,7 +391,7 @@ func (c Config) checkInjected() error {
 	}{
 		{"ListenAddrs", len(c.ListenAddrs) > 0},
 		{"ConnLow", c.ConnLow != 0}, {"ConnHigh", c.ConnHigh != 0}, {"ConnGrace", c.ConnGrace != 0},
-		{"NATPortMap", c.NATPortMap}, {"AutoNATService", c.AutoNATService},
+		{"NATPortMap", c.NATPortMap}, {"AutoNATService", c.AutoNATService}, {"Reachability", c.Reachability != ReachabilityAuto},
 		{"HolePunching", c.HolePunching}, {"StaticRelays", len(c.StaticRelays) > 0},
 		{"RelayService", c.RelayService},
 	}

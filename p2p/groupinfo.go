@@ -65,7 +65,7 @@ func (h *Host) GroupView(ctx context.Context, p peer.ID, channel []byte, withGro
 func (h *Host) groupView(ctx context.Context, p peer.ID, channel []byte, withGroupInfo bool) (v GroupView, err error) {
 	ctx, cancel := h.streamContext(ctx)
 	defer cancel()
-	s, err := h.host.NewStream(ctx, p, groupInfoProtocol)
+	s, err := h.host.NewStream(overRelay(ctx), p, groupInfoProtocol)
 	if err != nil {
 		return GroupView{}, fmt.Errorf("opening stream: %w", err)
 	}

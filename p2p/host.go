@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -23,9 +24,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -165,7 +168,7 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 					if !ok {
 						return
 					}
-					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected {
+					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected || ev.Connectedness == network.Limited {
 						cfg.PeerConnected(ev.Peer)
 					}
 				}
@@ -247,14 +250,32 @@ func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	if cfg.AutoNATService {
 		opts = append(opts, libp2p.EnableNATService())
 	}
+	if cfg.AutoNATService || cfg.HolePunching {
+		// v2 serves (with AutoNATService's v1) and asks about each
+		// address, where v1 only judges the host as a whole; go-libp2p
+		// still drives AutoRelay and the relay service from v1's verdict.
+		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	switch cfg.Reachability {
+	case ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	// self is the host once built, for AutoRelay's peer source, which
+	// go-libp2p calls only after New returns.
+	var self atomic.Pointer[host.Host]
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
+		if len(cfg.relays) == 0 {
+			opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(connectedRelays(&self), autorelay.WithMinCandidates(1)))
+		}
 	}
 	if len(cfg.relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.relays))
 	}
 	if cfg.RelayService {
-		opts = append(opts, libp2p.EnableRelayService())
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources())))
 	}
 	if !cfg.HolePunching && !cfg.RelayService && len(cfg.relays) == 0 {
 		opts = append(opts, libp2p.DisableRelay())
@@ -263,7 +284,56 @@ func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: starting libp2p: %w", err)
 	}
+	self.Store(&hst)
 	return hst, nil
+}
+
+// relayHop is circuit relay v2's protocol for reserving and connecting
+// through a relay.
+const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
+
+// connectedRelays is AutoRelay's source of candidates when no relay is
+// configured: connected peers that identify said offer the relay service.
+// The bootstrap peers and the DHT's servers are among the connected
+// peers, which is how a host finds relays through the DHT.
+func connectedRelays(self *atomic.Pointer[host.Host]) autorelay.PeerSource {
+	return func(ctx context.Context, num int) <-chan peer.AddrInfo {
+		out := make(chan peer.AddrInfo, max(num, 0))
+		defer close(out)
+		hp := self.Load()
+		if hp == nil {
+			return out
+		}
+		h := *hp
+		for _, p := range h.Network().Peers() {
+			if len(out) == cap(out) {
+				break
+			}
+			if ok, err := h.Peerstore().SupportsProtocols(p, relayHop); err == nil && len(ok) > 0 {
+				out <- h.Peerstore().PeerInfo(p)
+			}
+		}
+		return out
+	}
+}
+
+// relayResources are the relay service's limits, set here rather than
+// left to go-libp2p's defaults so that they are seen and kept strict. A
+// relayed connection lasts two minutes and carries 128 KiB each way at
+// most (DCUtR needs a few hundred bytes; a Welcome of a small group a few
+// KiB); a peer holds one reservation (go-libp2p allows no more); the relay
+// serves at most 128 reservations, 8 per IP address (fresh peer IDs cost
+// nothing, addresses do), and 16 circuits per peer at once.
+func relayResources() relayv2.Resources {
+	return relayv2.Resources{
+		Limit:                 &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: 128 << 10},
+		ReservationTTL:        time.Hour,
+		MaxReservations:       128,
+		MaxCircuits:           16,
+		BufferSize:            2048,
+		MaxReservationsPerIP:  8,
+		MaxReservationsPerASN: 32,
+	}
 }
 
 func (h *Host) startDHT() error {
@@ -386,7 +456,7 @@ func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
 	if p == h.host.ID() {
 		return nil
 	}
-	if h.host.Network().Connectedness(p) == network.Connected {
+	if h.connected(p) {
 		return nil
 	}
 	known := h.host.Peerstore().PeerInfo(p)
@@ -406,8 +476,37 @@ func (h *Host) ConnectPeer(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
+// connected reports whether the host can open streams to p: over a direct
+// connection, or over a relayed one (which go-libp2p calls limited: the
+// relay bounds its time and bytes), which the stream protocols accept so
+// that peers behind NATs that defeat hole punching still reach each other.
+func (h *Host) connected(p peer.ID) bool {
+	c := h.host.Network().Connectedness(p)
+	return c == network.Connected || c == network.Limited
+}
+
+// overRelay lets a stream opened with ctx use a relayed connection when
+// there is no direct one. The relay's limits (relayResources on ours: two
+// minutes and 128 KiB a circuit) may cut an exchange short; it fails as a
+// lost connection does and is retried as one, by then perhaps directly.
+func overRelay(ctx context.Context) context.Context {
+	return network.WithAllowLimitedConn(ctx, "spacepanda streams may be relayed")
+}
+
 // Connected lists the peers the host has connections to.
 func (h *Host) Connected() []peer.ID { return h.host.Network().Peers() }
+
+// ConnAddrs are the remote multiaddrs of the host's open connections to
+// p, one per connection. A relayed connection's contains /p2p-circuit
+// (the relay's address, then the circuit); a direct one's does not.
+func (h *Host) ConnAddrs(p peer.ID) []string {
+	conns := h.host.Network().ConnsToPeer(p)
+	out := make([]string, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	return out
+}
 
 // RoutingTableSize is how many DHT servers the host's routing table holds:
 // zero means DHT lookups cannot start yet.

@@ -88,7 +88,7 @@ func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each 
 func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (page []SyncEntry, end bool, err error) {
 	ctx, cancel := h.streamContext(ctx)
 	defer cancel()
-	s, err := h.host.NewStream(ctx, p, syncProtocol)
+	s, err := h.host.NewStream(overRelay(ctx), p, syncProtocol)
 	if err != nil {
 		return nil, false, fmt.Errorf("opening stream: %w", err)
 	}

@@ -53,11 +53,11 @@ func (h *Host) sendWelcome(caller, interrupt context.Context, to peer.ID, welcom
 	stop := context.AfterFunc(interrupt, stopReach)
 	defer stop()
 	if err := h.ConnectPeer(reach, to); err != nil {
-		if interrupt.Err() == nil || h.host.Network().Connectedness(to) != network.Connected {
+		if interrupt.Err() == nil || !h.connected(to) {
 			return h.blame(caller, what, err)
 		}
 	}
-	s, err := h.host.NewStream(ctx, to, welcomeProtocol)
+	s, err := h.host.NewStream(overRelay(ctx), to, welcomeProtocol)
 	if err != nil {
 		return h.blame(caller, what+": opening stream", err)
 	}
@@ -314,7 +314,7 @@ func (o *outbox) loop() {
 			}
 		case ev := <-o.connected.Out():
 			e := ev.(event.EvtPeerConnectednessChanged)
-			if e.Connectedness != network.Connected {
+			if e.Connectedness != network.Connected && e.Connectedness != network.Limited {
 				continue
 			}
 			for _, p := range o.pending {
@@ -479,7 +479,7 @@ func (h *Host) checkMailbox() bool {
 	var wg sync.WaitGroup
 	dialers := make(chan struct{}, mailboxDialers)
 	for ai := range h.dht.FindProvidersAsync(ctx, mailboxKey(h.host.ID()), maxMailboxProviders) {
-		if ai.ID == h.host.ID() || h.host.Network().Connectedness(ai.ID) == network.Connected {
+		if ai.ID == h.host.ID() || h.connected(ai.ID) {
 			continue
 		}
 		select {

@@ -193,9 +193,8 @@ func (s *Server) peers(ctx context.Context, _ none) ([]api.Peer, error) {
 	ps := s.n.Peers()
 	out := make([]api.Peer, 0, len(ps))
 	for _, p := range ps {
-		// node does not expose a peer's addresses yet; an empty list
-		// keeps the field's type stable for scripts.
-		out = append(out, api.Peer{PeerID: p.String(), Addrs: []string{}})
+		// A peer whose last connection closed since Peers has none.
+		out = append(out, api.Peer{PeerID: p.String(), Addrs: s.n.PeerAddrs(p)})
 	}
 	return out, nil
 }

@@ -409,6 +409,20 @@ func TestTwoNodes(t *testing.T) {
 	if err != nil || !containsPeer(peers, ida.PeerID) {
 		t.Fatalf("bob's peers %+v, %v: no alice", peers, err)
 	}
+	// Each connection's remote address, dialled directly: no circuit.
+	for _, p := range peers {
+		if p.PeerID != ida.PeerID {
+			continue
+		}
+		if len(p.Addrs) == 0 {
+			t.Errorf("bob's peer alice has no connection addresses: %+v", p)
+		}
+		for _, a := range p.Addrs {
+			if !strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") || strings.Contains(a, "p2p-circuit") {
+				t.Errorf("bob's connection to alice is from %q, want loopback TCP", a)
+			}
+		}
+	}
 
 	ch, err := ca.Create(ctx, api.CreateParams{Name: "team"})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/spacepanda/spacepanda/config"
 	"github.com/spacepanda/spacepanda/internal/buildinfo"
 	"github.com/spacepanda/spacepanda/node"
+	"github.com/spacepanda/spacepanda/p2p"
 	"github.com/spacepanda/spacepanda/rpc"
 	"github.com/spacepanda/spacepanda/rpc/api"
 )
@@ -39,11 +40,18 @@ var (
 		"log-level":     "log.level",
 		"log-format":    "log.format",
 		"metrics":       "metrics.listen",
+
+		"port-map":        "nat.port_map",
+		"hole-punching":   "nat.hole_punching",
+		"relay-service":   "nat.relay_service",
+		"autonat-service": "nat.autonat_service",
+		"reachability":    "nat.reachability",
 	}
 	listKeys = map[string]string{
 		"listen":      "listen",
 		"bootstrap":   "bootstrap",
 		"auto-accept": "auto_accept",
+		"relay":       "nat.relays",
 	}
 )
 
@@ -71,6 +79,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		"listen":      "libp2p multiaddr to listen on (repeatable)",
 		"bootstrap":   "bootstrap peer multiaddr ending in /p2p/<id> (repeatable)",
 		"auto-accept": "peer ID whose invitations are accepted without asking (repeatable)",
+		"relay":       "circuit relay multiaddr ending in /p2p/<id> (repeatable)",
 	} {
 		lists[name] = new(listFlag)
 		fs.Var(lists[name], name, help)
@@ -81,6 +90,11 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 	fs.String("log-level", "", "debug, info, warn or error")
 	fs.String("log-format", "", "text or json")
 	fs.String("metrics", "", "serve Prometheus metrics on this loopback host:port")
+	fs.Bool("port-map", false, "ask the home router for a port mapping (UPnP, NAT-PMP)")
+	fs.Bool("hole-punching", false, "upgrade relayed connections by hole punching; use relays while unreachable")
+	fs.Bool("relay-service", false, "relay for others (public nodes only)")
+	fs.Bool("autonat-service", false, "tell other nodes whether they are reachable (public nodes only)")
+	fs.String("reachability", "", "auto, public or private")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -261,6 +275,14 @@ func nodeConfig(cfg config.Config, log *slog.Logger) (node.Config, error) {
 		},
 		Logger: log,
 	}
+	nc.P2P.NATPortMap = cfg.NAT.PortMap
+	nc.P2P.HolePunching = cfg.NAT.HolePunching
+	nc.P2P.StaticRelays = cfg.NAT.Relays
+	nc.P2P.RelayService = cfg.NAT.RelayService
+	nc.P2P.AutoNATService = cfg.NAT.AutoNATService
+	nc.P2P.Reachability = map[string]p2p.Reachability{
+		"auto": p2p.ReachabilityAuto, "public": p2p.ReachabilityPublic, "private": p2p.ReachabilityPrivate,
+	}[cfg.NAT.Reachability] // config validated it
 	for _, s := range cfg.AutoAccept {
 		// config validated these; a failure here is a bug, said plainly.
 		id, err := peer.Decode(s)

@@ -82,6 +82,10 @@ var rules = []rule{
 	{"node", []string{"rpc", "testnet", "cmd", "cli"}, nil},
 	{"cli", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
 	{"cmd/spacepanda", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
+	// netlab drives ip and nft: it knows nothing of spacepanda or libp2p,
+	// so that a test or a command can put any process in its namespaces.
+	{"internal/netlab", []string{"mlsgroup", "store", "p2p", "node", "rpc", "config", "keypkgdir", "testnet", "cmd", "cli", "internal/proctest"},
+		append(append([]string{}, network[1:]...), leveldb...)},
 }
 
 func denied(dep string, ru rule) bool {

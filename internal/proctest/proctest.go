@@ -53,6 +53,11 @@ type Daemon struct {
 	Dir    string
 	Socket string
 	Args   []string // extra flags for every start
+	// Prefix, if set, is a command line the daemon runs under, such as
+	// `ip netns exec NAME` (netlab.Host.Prefix) to start it inside a
+	// network namespace. It must exec the daemon in its own place, so
+	// that signals reach the daemon.
+	Prefix []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -101,7 +106,8 @@ func (d *Daemon) Start(ctx context.Context) {
 	d.t.Helper()
 	bin := Binaries(d.t)
 	args := append([]string{"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--settle-window", "300ms"}, d.Args...)
-	cmd := exec.Command(filepath.Join(bin, "spacepandad"), args...)
+	argv := append(append(append([]string{}, d.Prefix...), filepath.Join(bin, "spacepandad")), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	level := os.Getenv("SPACEPANDA_TEST_LOG_LEVEL")
 	if level == "" {
 		level = "warn"

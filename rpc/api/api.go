@@ -68,8 +68,11 @@ type IdentityResult struct {
 
 // Peer is a connected peer.
 type Peer struct {
-	PeerID string   `json:"peer_id"`
-	Addrs  []string `json:"addrs"`
+	PeerID string `json:"peer_id"`
+	// Addrs are the remote multiaddrs of the open connections to the
+	// peer, one per connection: a relayed connection's contains
+	// /p2p-circuit, a direct one's does not.
+	Addrs []string `json:"addrs"`
 }
 
 // ConnectParams names a multiaddr with /p2p/.
