@@ -193,4 +193,3 @@ func (r *runner) awaitTopics(ctx context.Context, hosts []*baseHost) error {
 		}
 	}
 }
-

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -66,7 +67,7 @@ func latencyCDF(rep *Report, recs []Record) (*plot.Plot, error) {
 	p.X.Label.Text = "latency (ms, log scale)"
 	p.Y.Label.Text = "fraction of deliveries"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = plot.TickerFunc(logTicks)
 	p.Legend.Top = false
 	p.Legend.Left = false
 	drawn := false
@@ -180,7 +181,8 @@ func convergenceBars(rep *Report, _ []Record) (*plot.Plot, error) {
 	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%s: time to converge after each fault (one epoch, one authenticator)", rep.Scenario)
-	p.Y.Label.Text = "seconds (red: did not converge; bar is the time waited)"
+	p.Y.Label.Text = "seconds (red: gave up waiting)"
+	p.Y.Min = 0
 	var ok, bad plotter.Values
 	var names []string
 	for _, c := range rep.Convergence {
@@ -215,4 +217,26 @@ func convergenceBars(rep *Report, _ []Record) (*plot.Plot, error) {
 		p.X.Tick.Label.XAlign = -1
 	}
 	return p, nil
+}
+
+// logTicks labels a log axis at 1, 2 and 5 times each power of ten: the
+// powers alone leave a latency range such as 10..60 ms unlabelled.
+func logTicks(lo, hi float64) []plot.Tick {
+	if hi < 4*lo {
+		return plot.DefaultTicks{}.Ticks(lo, hi)
+	}
+	marks := []float64{1, 2, 5}
+	if hi < 30*lo {
+		marks = []float64{1, 1.5, 2, 3, 5, 7}
+	}
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(math.Max(lo, 1e-3))); math.Pow(10, e) <= hi; e++ {
+		for _, m := range marks {
+			v := m * math.Pow(10, e)
+			if v >= lo && v <= hi {
+				ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return ts
 }

@@ -86,7 +86,9 @@ func (r *runner) heal(why string) {
 		}
 	}
 	r.mu.Unlock()
-	sort.Slice(relink, func(i, j int) bool { return relink[i][0] < relink[j][0] || relink[i][0] == relink[j][0] && relink[i][1] < relink[j][1] })
+	sort.Slice(relink, func(i, j int) bool {
+		return relink[i][0] < relink[j][0] || relink[i][0] == relink[j][0] && relink[i][1] < relink[j][1]
+	})
 	for _, k := range relink {
 		if _, err := r.mn.LinkPeers(r.nodes[k[0]].id, r.nodes[k[1]].id); err != nil {
 			r.record(Record{Ev: EvError, Err: fmt.Sprintf("linking %d-%d: %v", k[0], k[1], err)})

@@ -193,7 +193,7 @@ func Analyze(recs []Record, sc *Scenario) (*Report, error) {
 			rep.Faults = append(rep.Faults, Marker{Index: r.Fault, Kind: r.Kind, AtMs: ms(r.T - rep.Start)})
 		case EvConverged:
 			rep.Convergence = append(rep.Convergence, Convergence{
-				Fault: r.Fault, Kind: r.Kind, Channel: r.Chan, AtMs: ms(r.T - rep.Start) - r.Ms,
+				Fault: r.Fault, Kind: r.Kind, Channel: r.Chan, AtMs: ms(r.T-rep.Start) - r.Ms,
 				Ms: r.Ms, Converged: r.Err == "", Err: r.Err,
 			})
 		}
