@@ -21,9 +21,9 @@ const (
 	EvRecv       = "recv"        // a node received a message (Msg, From)
 	EvInvited    = "invited"     // the creator invites Peer into Chan
 	EvJoined     = "joined"      // a node joined Chan
-	EvEpoch      = "epoch"       // a node entered Epoch of Chan
+	EvEpoch      = "epoch"       // a node entered Epoch of Chan, whose authenticator is Text
 	EvCommitLost = "commit_lost" // a node's commit lost its epoch and is made again: a rollback
-	EvFork       = "fork"        // reserved: the node announces no fork event yet
+	EvFork       = "fork"        // reserved: the node announces no fork event yet (forks are found from epoch authenticators)
 	EvRejoin     = "rejoin"      // a node opened again on its data (a restart)
 	EvError      = "error"       // a node reported an error event (Err)
 
@@ -120,6 +120,18 @@ func (l *Logs) Write(r Record) {
 	}
 	if err := lf.e.Encode(r); err != nil {
 		l.err = err
+	}
+}
+
+// Flush writes out what is buffered, so that a run's logs can be read
+// while it goes on.
+func (l *Logs) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lf := range l.files {
+		if err := lf.w.Flush(); err != nil && l.err == nil {
+			l.err = err
+		}
 	}
 }
 

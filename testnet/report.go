@@ -98,16 +98,20 @@ type Report struct {
 	Convergence []Convergence `json:"convergence"`
 	Epochs      int           `json:"epochs"`
 	// Rollbacks are the commits that lost their epoch and were made
-	// again (the node's commit_lost event). Forks counts fork events,
-	// which the node does not announce yet (always zero).
-	Rollbacks int      `json:"rollbacks"`
-	Forks     int      `json:"forks"`
-	Errors    int      `json:"errors"`
-	Baseline  *Stats   `json:"baseline,omitempty"`
-	Ratios    *Ratios  `json:"ratios,omitempty"`
-	Checks    []Check  `json:"checks"`
-	Passed    bool     `json:"passed"`
-	Faults    []Marker `json:"faults,omitempty"`
+	// again (the node's commit_lost event). Forks are the (channel,
+	// epoch) pairs that members entered with more than one epoch
+	// authenticator: rival states of one epoch, found from the epoch
+	// records, since the node announces no fork event; ForkedEpochs
+	// names them.
+	Rollbacks    int      `json:"rollbacks"`
+	Forks        int      `json:"forks"`
+	ForkedEpochs []string `json:"forked_epochs,omitempty"`
+	Errors       int      `json:"errors"`
+	Baseline     *Stats   `json:"baseline,omitempty"`
+	Ratios       *Ratios  `json:"ratios,omitempty"`
+	Checks       []Check  `json:"checks"`
+	Passed       bool     `json:"passed"`
+	Faults       []Marker `json:"faults,omitempty"`
 	// Start is when the load started, Unix nanoseconds: the zero of the
 	// charts' time axes.
 	Start int64 `json:"start"`
@@ -167,7 +171,8 @@ func Analyze(recs []Record, sc *Scenario) (*Report, error) {
 		}
 	}
 
-	invited := map[string]int64{} // chan/peer -> time of the Invite call
+	auths := map[string]map[string]bool{} // chan/epoch -> authenticators
+	invited := map[string]int64{}         // chan/peer -> time of the Invite call
 	var joins []float64
 	for _, r := range recs {
 		if r.Run != RunSpacepanda {
@@ -183,6 +188,13 @@ func Analyze(recs []Record, sc *Scenario) (*Report, error) {
 			}
 		case EvEpoch:
 			rep.Epochs++
+			if r.Text != "" {
+				k := fmt.Sprintf("%s/%d", r.Chan, r.Epoch)
+				if auths[k] == nil {
+					auths[k] = map[string]bool{}
+				}
+				auths[k][r.Text] = true
+			}
 		case EvCommitLost:
 			rep.Rollbacks++
 		case EvFork:
@@ -198,6 +210,13 @@ func Analyze(recs []Record, sc *Scenario) (*Report, error) {
 			})
 		}
 	}
+	for k, a := range auths {
+		if len(a) > 1 {
+			rep.Forks++
+			rep.ForkedEpochs = append(rep.ForkedEpochs, k)
+		}
+	}
+	sort.Strings(rep.ForkedEpochs)
 	rep.JoinMs = distribution(joins)
 	rep.check(sc)
 	return rep, nil
@@ -411,6 +430,13 @@ func (rep *Report) Summary(w io.Writer) {
 	p("  join ms    n %d p50 %.1f p95 %.1f max %.1f\n", rep.JoinMs.N, rep.JoinMs.P50, rep.JoinMs.P95, rep.JoinMs.Max)
 	p("  epochs %d  rollbacks %d  forks %d  errors %d  peak heap %.0f MB  max RSS %.0f MB\n",
 		rep.Epochs, rep.Rollbacks, rep.Forks, rep.Errors, rep.PeakHeapMB, rep.MaxRSSMB)
+	if len(rep.ForkedEpochs) > 0 {
+		f := rep.ForkedEpochs
+		if len(f) > 8 {
+			f = append(f[:8:8], fmt.Sprintf("... (%d)", len(rep.ForkedEpochs)))
+		}
+		p("  forked (channel/epoch): %s\n", strings.Join(f, " "))
+	}
 	for _, c := range rep.Convergence {
 		what := "the end"
 		if c.Fault >= 0 {

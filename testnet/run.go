@@ -184,6 +184,7 @@ func (r *runner) setPhase(run, p string) {
 	s := run + "/" + p
 	r.phase.Store(&s)
 	r.record(Record{Ev: EvPhase, Kind: p, Run: run})
+	r.logs.Flush()
 }
 
 // progress prints elapsed time, phase and deliveries every second.
@@ -366,6 +367,12 @@ func (n *tnode) node() *node.Node {
 func (n *tnode) start(ctx context.Context) error {
 	r := n.r
 	cfg := nodetest.Config(n.dir, n.name, r.bootstrap(n))
+	if d := r.sc.Node.SettleWindow.Duration; d > 0 {
+		cfg.SettleWindow = d
+	}
+	if d := r.sc.Node.SyncInterval.Duration; d > 0 {
+		cfg.SyncInterval = d
+	}
 	if r.mn != nil {
 		cfg.ListenAddrs = nil
 		cfg.NewHost = func(key crypto.PrivKey) (host.Host, error) {
@@ -461,7 +468,16 @@ func (n *tnode) handle(nn *node.Node, e node.Event) {
 	case node.EventChannelJoined:
 		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvJoined, Chan: r.chanName(e.Channel), Epoch: e.Epoch})
 	case node.EventEpoch:
-		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvEpoch, Chan: r.chanName(e.Channel), Epoch: e.Epoch})
+		// The authenticator names the epoch's state: two members that
+		// entered one epoch with two authenticators forked. The event does
+		// not carry it, so it is read from Info, whose epoch and
+		// authenticator come from one snapshot (a later epoch, if the
+		// channel has moved on since the event; that one is logged too).
+		rec := Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvEpoch, Chan: r.chanName(e.Channel), Epoch: e.Epoch}
+		if info, err := nn.Info(e.Channel); err == nil {
+			rec.Epoch, rec.Text = info.Epoch, info.EpochAuthenticator
+		}
+		r.record(rec)
 	case node.EventCommitLost:
 		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvCommitLost, Chan: r.chanName(e.Channel), Epoch: e.Epoch})
 	case node.EventError:

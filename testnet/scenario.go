@@ -56,6 +56,16 @@ type Scenario struct {
 	Assert Assert   `toml:"assert"`
 	// Parallel bounds how many nodes open at once; zero means 8.
 	Parallel int `toml:"parallel"`
+	// Node adjusts every node's settings.
+	Node NodeSettings `toml:"node"`
+}
+
+// NodeSettings are the node settings a scenario may change; zero fields
+// keep the test settings (node/nodetest.Config: a 300 ms settle window,
+// sync every 2 s).
+type NodeSettings struct {
+	SettleWindow Duration `toml:"settle_window"`
+	SyncInterval Duration `toml:"sync_interval"`
 }
 
 // Link is a link profile.
