@@ -46,7 +46,7 @@ func (r *runner) baseline(ctx context.Context, msgs []message) error {
 	open := func(i int, boot []string) error {
 		cfg := p2p.Config{BootstrapPeers: boot, DHTMode: p2p.DHTServer, PublishWait: 2 * time.Second}
 		if r.mn != nil {
-			cfg.Host = nodetest.Restartable(r.mn.Host(r.nodes[i].id))
+			cfg.Host = nodetest.Restartable(r.mn.Host(r.nodes[i].pid()))
 		} else {
 			key, err := p2p.GenerateIdentity(nil)
 			if err != nil {

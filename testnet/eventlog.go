@@ -33,6 +33,7 @@ const (
 	EvConverged = "converged" // Chan converged after fault Fault (-1: the end); Ms, or Err when it did not
 	EvResources = "resources" // CPU and memory of the run (Run), in Value fields
 	EvScenario  = "scenario"  // the scenario, as TOML, in Text
+	EvRecut     = "recut"     // how many connections over cut links had to be closed again (Bytes)
 )
 
 // Runs a record belongs to.

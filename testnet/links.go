@@ -1,8 +1,12 @@
 package testnet
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
@@ -33,7 +37,7 @@ func (r *runner) applyProfiles() {
 
 func (r *runner) setLink(a, b int) {
 	opts := linkOptions(r.sc.linkFor(a, b))
-	for _, l := range r.mn.LinksBetweenPeers(r.nodes[a].id, r.nodes[b].id) {
+	for _, l := range r.mn.LinksBetweenPeers(r.nodes[a].pid(), r.nodes[b].pid()) {
 		l.SetOptions(opts)
 	}
 }
@@ -63,7 +67,7 @@ func (r *runner) unlink(a, b int, why string) {
 	if !first || r.mn == nil {
 		return
 	}
-	ia, ib := r.nodes[a].id, r.nodes[b].id
+	ia, ib := r.nodes[a].pid(), r.nodes[b].pid()
 	if err := r.mn.UnlinkPeers(ia, ib); err != nil {
 		r.record(Record{Ev: EvError, Err: fmt.Sprintf("unlinking %d-%d: %v", a, b, err)})
 	}
@@ -90,7 +94,7 @@ func (r *runner) heal(why string) {
 		return relink[i][0] < relink[j][0] || relink[i][0] == relink[j][0] && relink[i][1] < relink[j][1]
 	})
 	for _, k := range relink {
-		if _, err := r.mn.LinkPeers(r.nodes[k[0]].id, r.nodes[k[1]].id); err != nil {
+		if _, err := r.mn.LinkPeers(r.nodes[k[0]].pid(), r.nodes[k[1]].pid()); err != nil {
 			r.record(Record{Ev: EvError, Err: fmt.Sprintf("linking %d-%d: %v", k[0], k[1], err)})
 			continue
 		}
@@ -115,6 +119,44 @@ func (r *runner) healAll() {
 	r.mu.Unlock()
 	for _, w := range reasons {
 		r.heal(w)
+	}
+}
+
+// enforceCuts closes, every 100 ms until ctx ends, any connection over a
+// cut link: unlinking stops new dials, but a dial already under way when
+// the link went (the DHT and gossipsub dial all the time) completes, and
+// a partition that leaks through such a connection is no partition. It
+// returns how many connections it had to close.
+func (r *runner) enforceCuts(ctx context.Context) int {
+	if r.mn == nil {
+		return 0
+	}
+	closed := 0
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return closed
+		case <-tk.C:
+		}
+		r.mu.Lock()
+		cut := make([][2]int, 0, len(r.cut))
+		for k := range r.cut {
+			cut = append(cut, k)
+		}
+		r.mu.Unlock()
+		for _, k := range cut {
+			a, b := r.nodes[k[0]].pid(), r.nodes[k[1]].pid()
+			if na := r.mn.Net(a); na != nil && na.Connectedness(b) == network.Connected {
+				_ = r.mn.DisconnectPeers(a, b)
+				closed++
+			}
+			if nb := r.mn.Net(b); nb != nil && nb.Connectedness(a) == network.Connected {
+				_ = r.mn.DisconnectPeers(b, a)
+				closed++
+			}
+		}
 	}
 }
 

@@ -368,6 +368,9 @@ func (rep *Report) check(sc *Scenario) {
 	if a.MaxLost != nil {
 		add("lost", fmt.Sprintf("<= %d", *a.MaxLost), fmt.Sprint(rep.Lost), rep.Lost <= *a.MaxLost)
 	}
+	if a.MaxLostAcked != nil {
+		add("lost after their Send returned", fmt.Sprintf("<= %d", *a.MaxLostAcked), fmt.Sprint(rep.LostAcked), rep.LostAcked <= *a.MaxLostAcked)
+	}
 	if a.MaxP99.Duration > 0 {
 		want := float64(a.MaxP99.Duration) / 1e6
 		add("p99 latency (ms)", fmt.Sprintf("<= %g", want), fmt.Sprint(rep.LatencyMs.P99), rep.LatencyMs.P99 <= want)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/pelletier/go-toml/v2"
 
@@ -39,6 +38,9 @@ type Options struct {
 	// message never reached the node: a fault of the harness's own, for
 	// showing that a lost message fails the run.
 	DropDelivery func(node, msg string) bool
+	// Binaries, in process mode, is a directory holding spacepandad;
+	// empty means building it (go build, from within the module).
+	Binaries string
 }
 
 // Run plays a scenario and reports on it. The report is rebuilt from the
@@ -75,7 +77,7 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{sc: sc, opts: opts, logs: logs, data: data, byID: map[peer.ID]*tnode{},
+	r := &runner{sc: sc, opts: opts, logs: logs, data: data, byID: map[string]*tnode{},
 		chanNames: map[string]string{}, cut: map[[2]int]map[string]bool{}, pending: map[string]map[string]bool{},
 		got: map[string]map[string]bool{}, toOf: map[string][]string{}}
 	r.logs.Write(Record{T: now(), Run: RunSpacepanda, Ev: EvScenario, Text: string(text)})
@@ -118,7 +120,7 @@ type runner struct {
 	chans []*chanState
 
 	mu        sync.Mutex
-	byID      map[peer.ID]*tnode
+	byID      map[string]*tnode
 	chanNames map[string]string          // channel ID (hex) -> name
 	cut       map[[2]int]map[string]bool // unlinked pairs, and why
 	// pending are the deliveries still owed, by message and receiver;
@@ -134,11 +136,15 @@ type runner struct {
 	owed      atomic.Int64
 	delivered atomic.Int64
 	heapPeak  atomic.Uint64
+
+	binOnce sync.Once
+	bin     string
+	binErr  error
 }
 
 type chanState struct {
 	cfg     Channel
-	id      []byte
+	id      string // hex
 	members []int
 }
 
@@ -148,11 +154,10 @@ type tnode struct {
 	idx  int
 	name string
 	dir  string
-	key  crypto.PrivKey // known after the first open (mocknet)
 
 	mu   sync.Mutex
-	n    *node.Node
-	id   peer.ID
+	m    member
+	id   string // its peer ID, also while it is down
 	done chan struct{}
 }
 
@@ -357,14 +362,52 @@ func (r *runner) bootstrap(self *tnode) []string {
 	return nil
 }
 
-func (n *tnode) node() *node.Node {
+func (n *tnode) node() member {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.n
+	if n.m == nil {
+		return nil // not a nil member of a non-nil type
+	}
+	return n.m
 }
 
 // start opens the node (again) on its data directory.
 func (n *tnode) start(ctx context.Context) error {
+	r := n.r
+	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var (
+		m      member
+		events func(func(event)) // runs the event loop until the node ends
+		err    error
+	)
+	if r.sc.Mode == ModeProcess {
+		m, events, err = n.startDaemon(octx)
+	} else {
+		m, events, err = n.startInproc(octx)
+	}
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	n.mu.Lock()
+	restarted := n.id != ""
+	n.m, n.id, n.done = m, m.ID(), done
+	n.mu.Unlock()
+	r.mu.Lock()
+	r.byID[m.ID()] = n
+	r.mu.Unlock()
+	if restarted {
+		r.record(Record{Node: n.name, Ev: EvRejoin})
+	}
+	go func() {
+		defer close(done)
+		events(func(e event) { n.handle(m, e) })
+	}()
+	return nil
+}
+
+func (n *tnode) startInproc(ctx context.Context) (member, func(func(event)), error) {
 	r := n.r
 	cfg := nodetest.Config(n.dir, n.name, r.bootstrap(n))
 	if d := r.sc.Node.SettleWindow.Duration; d > 0 {
@@ -376,112 +419,101 @@ func (n *tnode) start(ctx context.Context) error {
 	if r.mn != nil {
 		cfg.ListenAddrs = nil
 		cfg.NewHost = func(key crypto.PrivKey) (host.Host, error) {
-			n.key = key
 			return nodetest.MocknetHost(r.mn, n.idx+1, key, linkOptions(r.sc.Links))
 		}
 	}
-	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	nn, err := node.Open(octx, cfg)
+	nn, err := node.Open(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	sub := nn.Subscribe(1 << 16)
-	done := make(chan struct{})
-	n.mu.Lock()
-	restarted := n.id != ""
-	n.n, n.id, n.done = nn, nn.ID(), done
-	n.mu.Unlock()
-	r.mu.Lock()
-	r.byID[nn.ID()] = n
-	r.mu.Unlock()
-	if restarted {
-		r.record(Record{Node: n.name, Ev: EvRejoin})
-	}
-	go func() {
-		defer close(done)
+	events := func(f func(event)) {
 		for e := range sub.C {
-			n.handle(nn, e)
+			f(eventOf(e))
 		}
 		if sub.Dropped() {
 			r.record(Record{Node: n.name, Ev: EvError, Err: "the event subscription fell behind and was dropped"})
 		}
-	}()
-	return nil
+	}
+	return inproc{nn}, events, nil
 }
 
 func (n *tnode) stop() {
 	n.mu.Lock()
-	nn, done := n.n, n.done
-	n.n = nil
+	m, done := n.m, n.done
+	n.m = nil
 	n.mu.Unlock()
-	if nn == nil {
+	if m == nil {
 		return
 	}
-	if err := nn.Close(); err != nil {
+	if err := m.Close(); err != nil {
 		n.r.record(Record{Node: n.name, Ev: EvError, Err: "closing: " + err.Error()})
 	}
 	<-done
 }
 
-func (r *runner) nameOf(p peer.ID) string {
+func (r *runner) nameOf(p string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n := r.byID[p]; n != nil {
 		return n.name
 	}
-	return p.String()
+	return p
 }
 
-func (r *runner) chanName(id []byte) string {
+func (r *runner) chanName(id string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, ok := r.chanNames[node.ChannelID(id)]; ok {
+	if s, ok := r.chanNames[id]; ok {
 		return s
 	}
-	return node.ChannelID(id)
+	return id
 }
 
 // handle logs one node event and accepts every invitation.
-func (n *tnode) handle(nn *node.Node, e node.Event) {
+func (n *tnode) handle(m member, e event) {
 	r := n.r
+	rec := Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Chan: r.chanName(e.Chan), Epoch: e.Epoch}
 	switch e.Type {
 	case node.EventMessage:
-		m := e.Message
-		if m == nil || m.Sender == nn.ID() {
+		if e.Sender == m.ID() {
 			return
 		}
-		id, _, _ := strings.Cut(m.Body, "|")
+		id, _, _ := strings.Cut(e.Body, "|")
 		if r.opts.DropDelivery != nil && r.opts.DropDelivery(n.name, id) {
 			return
 		}
-		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvRecv, Chan: r.chanName(m.Channel), Msg: id, From: r.nameOf(m.Sender), Epoch: m.Epoch})
+		rec.Ev, rec.Msg, rec.From = EvRecv, id, r.nameOf(e.Sender)
+		r.record(rec)
 		r.gotMsg(id, n.name)
 	case node.EventInvitation:
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			if _, err := nn.Accept(ctx, e.Invitation.ID); err != nil && !errors.Is(err, node.ErrClosed) {
+			if err := m.Accept(ctx, e.Invite); err != nil && !errors.Is(err, node.ErrClosed) {
 				r.record(Record{Run: RunSpacepanda, Node: n.name, Ev: EvError, Err: "accepting: " + err.Error()})
 			}
 		}()
 	case node.EventChannelJoined:
-		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvJoined, Chan: r.chanName(e.Channel), Epoch: e.Epoch})
+		rec.Ev = EvJoined
+		r.record(rec)
 	case node.EventEpoch:
 		// The authenticator names the epoch's state: two members that
 		// entered one epoch with two authenticators forked. The event does
 		// not carry it, so it is read from Info, whose epoch and
 		// authenticator come from one snapshot (a later epoch, if the
 		// channel has moved on since the event; that one is logged too).
-		rec := Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvEpoch, Chan: r.chanName(e.Channel), Epoch: e.Epoch}
-		if info, err := nn.Info(e.Channel); err == nil {
-			rec.Epoch, rec.Text = info.Epoch, info.EpochAuthenticator
+		rec.Ev = EvEpoch
+		if info, err := m.Info(e.Chan); err == nil {
+			rec.Epoch, rec.Text = info.Epoch, info.Auth
 		}
 		r.record(rec)
 	case node.EventCommitLost:
-		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvCommitLost, Chan: r.chanName(e.Channel), Epoch: e.Epoch})
+		rec.Ev = EvCommitLost
+		r.record(rec)
 	case node.EventError:
-		r.record(Record{T: e.Time.UnixNano(), Run: RunSpacepanda, Node: n.name, Ev: EvError, Chan: r.chanName(e.Channel), Err: e.Error})
+		rec.Ev, rec.Err = EvError, e.Body
+		r.record(rec)
 	}
 }
 
@@ -582,29 +614,40 @@ func (r *runner) setupChannels(ctx context.Context) error {
 
 func (r *runner) setupChannel(ctx context.Context, cs *chanState) error {
 	creator := r.nodes[cs.cfg.Creator]
-	info, err := creator.node().CreateChannel(ctx, cs.cfg.Name, "")
+	id, err := creator.node().CreateChannel(ctx, cs.cfg.Name)
 	if err != nil {
 		return err
 	}
-	cs.id = info.ID
+	cs.id = id
 	r.mu.Lock()
-	r.chanNames[node.ChannelID(info.ID)] = cs.cfg.Name
+	r.chanNames[id] = cs.cfg.Name
 	r.mu.Unlock()
 	r.record(Record{Run: RunSpacepanda, Node: creator.name, Ev: EvJoined, Chan: cs.cfg.Name})
 	for _, m := range cs.members[1:] {
 		invitee := r.nodes[m]
 		var err error
-		for try := range 5 {
+		// A KeyPackage lookup can fail while the DHT settles (and a
+		// daemon publishes on its own schedule): the invitation is tried
+		// again, for up to a minute.
+		deadline := time.Now().Add(time.Minute)
+		for try := 0; ; try++ {
 			r.record(Record{Run: RunSpacepanda, Node: creator.name, Ev: EvInvited, Chan: cs.cfg.Name, Peer: invitee.name, Kind: fmt.Sprint("try ", try)})
 			ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			err = creator.node().Invite(ictx, cs.id, invitee.id)
 			cancel()
-			if err == nil || errors.Is(err, node.ErrAlreadyMember) {
+			if err == nil || errors.Is(err, node.ErrAlreadyMember) || strings.Contains(fmt.Sprint(err), "already a member") {
 				err = nil
 				break
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
 			}
 		}
 		if err != nil {
@@ -664,8 +707,8 @@ func (r *runner) converged(cs *chanState, after uint64) (bool, string) {
 			return false, fmt.Sprintf("%s is still in epoch %d", r.nodes[m].name, info.Epoch)
 		}
 		if first {
-			auth, epoch, first = info.EpochAuthenticator, info.Epoch, false
-		} else if info.EpochAuthenticator != auth {
+			auth, epoch, first = info.Auth, info.Epoch, false
+		} else if info.Auth != auth {
 			return false, fmt.Sprintf("%s is in epoch %d, another member in %d (or a fork)", r.nodes[m].name, info.Epoch, epoch)
 		}
 	}
@@ -713,6 +756,15 @@ func (r *runner) load(ctx context.Context, msgs []message, send func(context.Con
 	run := r.run0
 	r.mu.Unlock()
 	r.start = time.Now()
+	cutCtx, stopCuts := context.WithCancel(ctx)
+	recut := make(chan int, 1)
+	go func() { recut <- r.enforceCuts(cutCtx) }()
+	defer func() {
+		stopCuts()
+		if n := <-recut; n > 0 {
+			r.record(Record{Run: run, Ev: EvRecut, Bytes: n})
+		}
+	}()
 	var sends, watchers sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -744,7 +796,13 @@ func (r *runner) load(ctx context.Context, msgs []message, send func(context.Con
 	loadSec := time.Since(r.start).Seconds()
 	sends.Wait()
 	r.setPhase(run, "drain")
-	dctx, cancel := context.WithTimeout(ctx, r.sc.Drain.Duration)
+	drain := r.sc.Drain.Duration
+	if run == RunBaseline {
+		// Raw gossipsub brings nothing back later: what has not arrived
+		// seconds after the load never will.
+		drain = min(drain, 10*time.Second)
+	}
+	dctx, cancel := context.WithTimeout(ctx, drain)
 	defer cancel()
 	for r.outstanding() > 0 && dctx.Err() == nil {
 		select {
@@ -835,16 +893,14 @@ func (r *runner) sendNode(ctx context.Context, m message) {
 	}
 	to := make([]string, 0, len(members))
 	for _, mb := range members {
-		if !mb.Self {
-			to = append(to, r.nameOf(mb.Peer))
-		}
+		to = append(to, r.nameOf(mb))
 	}
 	t := now()
 	r.owe(m.id, n.name, to)
 	r.sent.Add(1)
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	_, err = nn.Send(sctx, cs.id, m.body)
+	err = nn.Send(sctx, cs.id, m.body)
 	// The sent record carries the time before the call: latency is from
 	// the user's send to the receiver's event, MLS and store included.
 	r.record(Record{T: t, Node: n.name, Ev: EvSent, Chan: cs.cfg.Name, Msg: m.id, To: to, Bytes: len(m.body)})

@@ -38,7 +38,7 @@ const (
 type Scenario struct {
 	Name        string `toml:"name"`
 	Description string `toml:"description"`
-	// Mode is "mocknet" (the default) or "loopback".
+	// Mode is "mocknet" (the default), "loopback" or "process".
 	Mode string `toml:"mode"`
 	// Seed drives every random choice: who sends, which channel, bodies.
 	Seed  int64 `toml:"seed"`
@@ -121,8 +121,11 @@ type Assert struct {
 	MinDelivery float64 `toml:"min_delivery"`
 	// MaxLost is the most messages lost; -1 (the default when
 	// MinDelivery is unset) asserts nothing.
-	MaxLost *int     `toml:"max_lost"`
-	MaxP99  Duration `toml:"max_p99"`
+	MaxLost *int `toml:"max_lost"`
+	// MaxLostAcked is the most messages lost whose Send had returned
+	// without error: what the node promised.
+	MaxLostAcked *int     `toml:"max_lost_acked"`
+	MaxP99       Duration `toml:"max_p99"`
 	// MustConverge asserts that every channel converges after every
 	// fault and at the end.
 	MustConverge bool `toml:"must_converge"`
@@ -174,8 +177,8 @@ func (s *Scenario) check() error {
 	if s.Mode == "" {
 		s.Mode = ModeMocknet
 	}
-	if s.Mode != ModeMocknet && s.Mode != ModeLoopback {
-		return fmt.Errorf("mode %q is not mocknet or loopback", s.Mode)
+	if s.Mode != ModeMocknet && s.Mode != ModeLoopback && s.Mode != ModeProcess {
+		return fmt.Errorf("mode %q is not mocknet, loopback or process", s.Mode)
 	}
 	if s.Nodes < 2 {
 		return errors.New("at least 2 nodes")
@@ -273,7 +276,7 @@ func (s *Scenario) check() error {
 		default:
 			return fmt.Errorf("fault %d: unknown kind %q", i, f.Kind)
 		}
-		if s.Mode == ModeLoopback && (f.Kind == FaultPartition || f.Kind == FaultHeal || f.Kind == FaultOffline || f.Kind == FaultOnline) {
+		if s.Mode != ModeMocknet && (f.Kind == FaultPartition || f.Kind == FaultHeal || f.Kind == FaultOffline || f.Kind == FaultOnline) {
 			return fmt.Errorf("fault %d: %s needs mocknet links", i, f.Kind)
 		}
 		if i > 0 && f.At.Duration < s.Faults[i-1].At.Duration {

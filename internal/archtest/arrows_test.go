@@ -80,13 +80,16 @@ var rules = []rule{
 	{"keypkgdir", []string{"p2p", "store", "node", "rpc", "testnet", "cmd", "cli"},
 		append([]string{"github.com/libp2p/go-libp2p-kad-dht", "github.com/libp2p/go-libp2p-pubsub"}, leveldb...)},
 	{"node", []string{"rpc", "testnet", "cmd", "cli"}, nil},
-	{"testnet", []string{"rpc", "cmd", "cli"}, nil},
+	{"testnet", []string{"cmd", "cli"}, nil},
 	{"cli", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
 	{"cmd/spacepanda", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
 }
 
 // testnetImports are the project packages testnet may import.
-var testnetImports = map[string]bool{"node": true, "node/nodetest": true, "p2p": true, "store": true, "config": true}
+// It drives daemons (process mode) as a client does, through rpc/client,
+// never through the server package.
+var testnetImports = map[string]bool{"node": true, "node/nodetest": true, "p2p": true, "store": true, "config": true,
+	"rpc/api": true, "rpc/client": true}
 
 func denied(dep string, ru rule) bool {
 	if r, ok := strings.CutPrefix(dep, module+"/"); ok {
@@ -131,6 +134,11 @@ func TestImportArrows(t *testing.T) {
 		// The testnet drives nodes as a user's program would, and starts
 		// them as the tests do: it imports only these of the project.
 		if under(r, "testnet") {
+			for _, dep := range p.Deps {
+				if dep == module+"/rpc" {
+					t.Errorf("%s depends on the rpc server: it drives daemons through rpc/client", r)
+				}
+			}
 			for _, dep := range p.Imports {
 				if d, ok := strings.CutPrefix(dep, module+"/"); ok && !testnetImports[d] {
 					t.Errorf("%s imports %s: the testnet may import only %v", r, d, testnetImports)
