@@ -235,7 +235,14 @@ func cpuSeconds() (cpu, maxRSSMB float64) {
 		return 0, 0
 	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime), float64(ru.Maxrss) / 1024 // Linux: KiB
+	cpu = tv(ru.Utime) + tv(ru.Stime)
+	// Daemons of the process mode are children; their time is counted
+	// once they have exited (killed, or stopped at the end).
+	var ch syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ch); err == nil {
+		cpu += tv(ch.Utime) + tv(ch.Stime)
+	}
+	return cpu, float64(ru.Maxrss) / 1024 // Linux: KiB
 }
 
 func (r *runner) measure() *resources {
@@ -275,6 +282,13 @@ func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 func (r *runner) run(ctx context.Context) error {
 	sc := r.sc
+	if sc.Mode == ModeProcess {
+		// Built before the measurement, whose CPU time counts the
+		// daemons (as children) but not the compiler.
+		if _, err := r.binary(); err != nil {
+			return err
+		}
+	}
 	res := r.measure()
 	if sc.Mode == ModeMocknet {
 		r.mn = mocknet.New()
@@ -307,11 +321,14 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Stopped before the measurement ends, so that daemons (children)
+	// have exited and their CPU time is counted.
+	r.setPhase(RunSpacepanda, "stop")
+	for _, n := range r.nodes {
+		n.stop()
+	}
 	r.endMeasure(res, RunSpacepanda, loadSec)
 	if r.opts.Baseline {
-		for _, n := range r.nodes {
-			n.stop()
-		}
 		return r.baseline(ctx, msgs)
 	}
 	return nil

@@ -230,3 +230,34 @@ func FuzzDecodeLog(f *testing.F) {
 		}
 	})
 }
+
+// TestScenario runs the shipped scenarios named in TESTNET_RUN (comma
+// separated, e.g. TESTNET_RUN=churn,process-10), each with the baseline,
+// and fails when one fails its assertions. They take minutes, so the
+// default test run skips it; the command runs the same scenarios.
+func TestScenario(t *testing.T) {
+	names := os.Getenv("TESTNET_RUN")
+	if names == "" {
+		t.Skip("set TESTNET_RUN=name[,name] to run shipped scenarios beyond smoke")
+	}
+	for _, name := range strings.Split(names, ",") {
+		t.Run(name, func(t *testing.T) {
+			sc, err := LoadScenario(filepath.Join("scenarios", name+".toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
+			rep, err := Run(ctx, sc, Options{Out: t.TempDir(), Baseline: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum bytes.Buffer
+			rep.Summary(&sum)
+			t.Log("\n" + sum.String())
+			if !rep.Passed {
+				t.Error("the scenario failed its assertions")
+			}
+		})
+	}
+}
