@@ -45,8 +45,9 @@ type Stats struct {
 	// when the run can see it (the baseline), zero otherwise.
 	BytesPerMessage float64 `json:"bytes_per_message,omitempty"`
 	// CPUSeconds is the process's user and system time over the run's
-	// phases; PeakHeapMB the highest Go heap in use seen while it ran
-	// (sampled); MaxRSSMB the process's peak resident set so far.
+	// phases; PeakHeapMB the most memory the Go runtime held from the OS
+	// while it ran (sampled every 200 ms); MaxRSSMB the process's peak
+	// resident set so far.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakHeapMB float64 `json:"peak_heap_mb"`
 	MaxRSSMB   float64 `json:"max_rss_mb"`
@@ -431,7 +432,7 @@ func (rep *Report) Summary(w io.Writer) {
 		p("  lost by node: %s\n", strings.Join(parts, " "))
 	}
 	p("  join ms    n %d p50 %.1f p95 %.1f max %.1f\n", rep.JoinMs.N, rep.JoinMs.P50, rep.JoinMs.P95, rep.JoinMs.Max)
-	p("  epochs %d  rollbacks %d  forks %d  errors %d  peak heap %.0f MB  max RSS %.0f MB\n",
+	p("  epochs %d  rollbacks %d  forks %d  errors %d  peak Go memory %.0f MB  max RSS %.0f MB\n",
 		rep.Epochs, rep.Rollbacks, rep.Forks, rep.Errors, rep.PeakHeapMB, rep.MaxRSSMB)
 	if len(rep.ForkedEpochs) > 0 {
 		f := rep.ForkedEpochs

@@ -82,7 +82,25 @@ func Run(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		got: map[string]map[string]bool{}, toOf: map[string][]string{}}
 	r.logs.Write(Record{T: now(), Run: RunSpacepanda, Ev: EvScenario, Text: string(text)})
 	stopProgress := r.progress()
+	// The logs are flushed every few seconds, so that a run cut short
+	// (a scenario too big for the machine) can still be analysed.
+	flushDone := make(chan struct{})
+	var flusher sync.WaitGroup
+	flusher.Go(func() {
+		tk := time.NewTicker(2 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-flushDone:
+				return
+			case <-tk.C:
+				logs.Flush()
+			}
+		}
+	})
 	runErr := r.run(ctx)
+	close(flushDone)
+	flusher.Wait()
 	stopProgress()
 	if err := logs.Close(); err != nil && runErr == nil {
 		runErr = err
@@ -214,7 +232,7 @@ func (r *runner) progress() func() {
 			if p := r.phase.Load(); p != nil {
 				phase = *p
 			}
-			fmt.Fprintf(r.opts.Progress, "\r[%7.1fs] %-22s sent %6d  delivered %8d/%-8d heap %4d MB ",
+			fmt.Fprintf(r.opts.Progress, "\r[%7.1fs] %-22s sent %6d  delivered %8d/%-8d mem %5d MB ",
 				time.Since(t0).Seconds(), phase, r.sent.Load(), r.delivered.Load(), r.owed.Load(), r.heapPeak.Load()>>20)
 		}
 	})
@@ -249,13 +267,16 @@ func (r *runner) measure() *resources {
 	cpu, _ := cpuSeconds()
 	res := &resources{cpu0: cpu, stop: make(chan struct{}), start: time.Now()}
 	r.heapPeak.Store(0)
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	// What the Go runtime holds from the OS (all of it, less what it
+	// released): the heap objects metric counts dead objects not yet
+	// swept, and ran above the resident set.
+	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	res.wg.Go(func() {
 		tk := time.NewTicker(200 * time.Millisecond)
 		defer tk.Stop()
 		for {
 			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > r.heapPeak.Load() {
+			if v := sample[0].Value.Uint64() - sample[1].Value.Uint64(); v > r.heapPeak.Load() {
 				r.heapPeak.Store(v)
 			}
 			select {
