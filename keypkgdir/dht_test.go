@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,23 +175,34 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 	victim := nodes[1]
 	key := keypkgdir.Key(victim.ID())
 
+	// Each bad record comes from a rogue of its own: p2p refuses a peer's
+	// PUTs unvalidated once one of its records failed validation, and
+	// this test is about the validator's refusals.
+	newRogue := func() *dhtpb.ProtocolMessenger {
+		rh, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+			libp2p.DisableRelay(), libp2p.DisableMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rh.Close() })
+		rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
+			dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rd.Close() })
+		messenger, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if err := connectTo(ctx, rh, nd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return messenger
+	}
 	rogueKey, rogueID := identity(t)
-	rh, err := libp2p.New(libp2p.Identity(rogueKey), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rh.Close()
-	rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
-		dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	messenger, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
-	if err != nil {
-		t.Fatal(err)
-	}
 	rogue := &node{key: rogueKey, st: &mlsgroup.MemoryStorage{}, signer: victim.signer}
 
 	sealAs := func(r keypkgdir.Record, key crypto.PrivKey) []byte {
@@ -214,13 +226,9 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 		{"another identity's KeyPackage", sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry,
 			Entries: append(own[:1:1], victim.keyPackages(t, nodes[2].key, 1)...)}, victim.key)},
 	}
-	for _, nd := range nodes {
-		if err := connectTo(ctx, rh, nd); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
+			messenger := newRogue()
 			for i, nd := range nodes {
 				if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, tc.value)); err == nil {
 					t.Errorf("host %d stored the record", i)
@@ -244,6 +252,7 @@ func TestEveryHostRejectsBadRecords(t *testing.T) {
 	// The same path carries a good record: the refusals were the
 	// validator's.
 	good := sealAs(keypkgdir.Record{Peer: victim.ID(), Seq: 1, Expiry: expiry, Entries: own}, victim.key)
+	messenger := newRogue()
 	for i, nd := range nodes {
 		if err := messenger.PutValue(ctx, nd.ID(), record.MakePutRecord(key, good)); err != nil {
 			t.Errorf("host %d refused a good record: %v", i, err)
@@ -296,5 +305,114 @@ func TestRepublishOutlivesRecordAge(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCorruptedRecordsCostLittle: a peer that puts a host, over and over,
+// a full record under its own identity whose last KeyPackage signature is
+// corrupted, which the validator finds only after verifying the fifteen
+// others, makes the host verify one such record's KeyPackages, not one
+// record's a PUT: p2p refuses its later PUTs unvalidated. A peer putting
+// valid records is held to its PUT budget.
+func TestCorruptedRecordsCostLittle(t *testing.T) {
+	const puts = 20
+	var verified atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key, err := p2p.GenerateIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := p2p.New(ctx, p2p.Config{
+		Identity:    key,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		DHTMode:     p2p.DHTServer,
+		Validators: map[string]p2p.Validator{keypkgdir.Namespace: keypkgdir.Validator{Options: mlsgroup.ValidationOptions{
+			Credentials: func(ct uint16, id, sigKey []byte) error {
+				verified.Add(1)
+				return keypkgdir.CredentialValidator(ct, id, sigKey)
+			},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	nd := &node{Host: target}
+
+	// sender is a peer that puts records under its own key.
+	sender := func() (*dhtpb.ProtocolMessenger, *node) {
+		k, _ := identity(t)
+		rh, err := libp2p.New(libp2p.Identity(k), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+			libp2p.DisableRelay(), libp2p.DisableMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rh.Close() })
+		rd, err := dht.New(rh, dht.ProtocolPrefix(p2p.DHTProtocolPrefix), dht.Mode(dht.ModeClient),
+			dht.NamespacedValidator(keypkgdir.Namespace, acceptAll{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rd.Close() })
+		m, err := dhtpb.NewProtocolMessenger(rd.MessageSender())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := connectTo(ctx, rh, nd); err != nil {
+			t.Fatal(err)
+		}
+		signer, err := mlsgroup.GenerateSigner(mlsgroup.DefaultCipherSuite, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, &node{key: k, st: &mlsgroup.MemoryStorage{}, signer: signer}
+	}
+	seal := func(owner *node, seq uint64, corrupt bool) []byte {
+		entries := owner.keyPackages(t, owner.key, keypkgdir.MaxEntries)
+		if corrupt {
+			last := bytes.Clone(entries[len(entries)-1].KeyPackage)
+			last[len(last)-1] ^= 1 // the KeyPackage's signature ends it
+			entries[len(entries)-1].KeyPackage = last
+		}
+		entries[0].LastResort = true
+		id, err := peer.IDFromPrivateKey(owner.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := (&keypkgdir.Record{Peer: id, Seq: seq, Expiry: time.Now().Add(time.Hour).Truncate(time.Second), Entries: entries}).Seal(owner.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	for _, tc := range []struct {
+		name    string
+		corrupt bool
+		most    int64 // KeyPackages the target may verify
+	}{
+		{"corrupted", true, keypkgdir.MaxEntries},
+		// 8 PUTs within budget; each new record also has the one stored
+		// validated again.
+		{"valid", false, 2 * 8 * keypkgdir.MaxEntries},
+	} {
+		m, owner := sender()
+		id, _ := peer.IDFromPrivateKey(owner.key)
+		values := make([][]byte, puts)
+		for i := range values {
+			values[i] = seal(owner, uint64(i+1), tc.corrupt)
+		}
+		before := verified.Load()
+		start := time.Now()
+		for _, v := range values {
+			m.PutValue(ctx, target.ID(), record.MakePutRecord(keypkgdir.Key(id), v))
+		}
+		n := verified.Load() - before
+		t.Logf("%s: %d PUTs of a %d-entry record took %s and had the target verify %d KeyPackages",
+			tc.name, puts, keypkgdir.MaxEntries, time.Since(start).Round(time.Millisecond), n)
+		if n > tc.most {
+			t.Errorf("%s: %d PUTs had the target verify %d KeyPackages, want at most %d", tc.name, puts, n, tc.most)
+		}
 	}
 }

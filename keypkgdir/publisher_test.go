@@ -262,7 +262,7 @@ func TestPublisherEntryLimit(t *testing.T) {
 func TestPublisherResumesAnotherSuite(t *testing.T) {
 	a := newTestPeer(t, 1)
 	clk := &clock{now: testNow}
-	dht := &mapDHT{validator: &Validator{Now: clk.Now}}
+	dht := &mapDHT{validator: &Validator{Now: clk.Now, Suites: []mlsgroup.CipherSuite{mlsgroup.DefaultCipherSuite, mlsgroup.P256_AES128GCM_SHA256_P256}}}
 	ctx := context.Background()
 	const seq = 1 << 50 // beyond the clock's milliseconds, which seal would take
 	old := a.record(t, seq, a.keyPackageIn(t, mlsgroup.P256_AES128GCM_SHA256_P256, a.key, testNow),

@@ -16,7 +16,7 @@ import (
 // every record it is asked to store or is served, so a bad record is
 // refused wherever it goes. Its zero value reads the system clock, applies
 // mlsgroup's default validation options with CredentialValidator and
-// accepts every suite mlsgroup supports.
+// accepts the default suite only.
 //
 // Anyone can sign a record under a peer ID of their own and have every DHT
 // node validate it, so Validate spends what is costly, the KeyPackages'
@@ -33,11 +33,11 @@ type Validator struct {
 	// their groups refuse. Whatever Credentials is, every KeyPackage must
 	// bind its signature key to the record's peer.
 	Options mlsgroup.ValidationOptions
-	// Suites are the cipher suites whose KeyPackages are accepted; nil
-	// means every suite mlsgroup supports. A node should set it to the
-	// suites it uses: verifying a KeyPackage costs tens of times more in
-	// P-521 than in the default suite, and a record of KeyPackages no one
-	// can use costs the DHT nodes that validate it all the same.
+	// Suites are the cipher suites whose KeyPackages are accepted; empty
+	// means mlsgroup.DefaultCipherSuite only. Verifying a KeyPackage costs
+	// tens of times more in P-521 than in the default suite, and a record
+	// of KeyPackages no one can use costs the DHT nodes that validate it
+	// all the same, so a suite is accepted only where the node says so.
 	Suites []mlsgroup.CipherSuite
 }
 
@@ -128,7 +128,7 @@ func (v Validator) parseEntries(p peer.ID, r *Record) ([]*mlsgroup.KeyPackage, [
 			// One suite a record: a Publisher's signer has one, and
 			// Suites is then checked once.
 			return nil, nil, fmt.Errorf("%w: entry %d in cipher suite 0x%04x, entry 0 in 0x%04x", ErrInvalidKeyPackage, i, uint16(cs), uint16(kps[0].CipherSuite()))
-		case i == 0 && v.Suites != nil && !slices.Contains(v.Suites, cs):
+		case i == 0 && !slices.Contains(v.suites(), cs):
 			return nil, nil, fmt.Errorf("%w: cipher suite 0x%04x not accepted", ErrInvalidKeyPackage, uint16(cs))
 		case kp.NotAfter().Before(r.Expiry):
 			return nil, nil, fmt.Errorf("%w: entry %d ends at %s, before the record", ErrInvalidKeyPackage, i, kp.NotAfter().UTC().Format(time.RFC3339))
@@ -163,6 +163,16 @@ func basicOnly(credentialType uint16, _, _ []byte) error {
 		return fmt.Errorf("%w: credential type %d, not basic", ErrBadBinding, credentialType)
 	}
 	return nil
+}
+
+// defaultSuites are the suites of a Validator without Suites.
+var defaultSuites = []mlsgroup.CipherSuite{mlsgroup.DefaultCipherSuite}
+
+func (v Validator) suites() []mlsgroup.CipherSuite {
+	if len(v.Suites) == 0 {
+		return defaultSuites
+	}
+	return v.Suites
 }
 
 func (v Validator) now() time.Time {

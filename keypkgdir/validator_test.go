@@ -269,12 +269,12 @@ func TestValidatorSuites(t *testing.T) {
 		value []byte
 		want  error // nil: valid
 	}{
-		{"any suite", only(), p256, nil},
+		{"no Suites: the default only", only(), p256, ErrInvalidKeyPackage},
 		{"the record's suite", only(mlsgroup.DefaultCipherSuite, mlsgroup.P256_AES128GCM_SHA256_P256), p256, nil},
 		{"another suite", only(mlsgroup.DefaultCipherSuite), p256, ErrInvalidKeyPackage},
 		{"another suite, forged", only(mlsgroup.DefaultCipherSuite), forgedP256, ErrInvalidKeyPackage},
-		{"forged", only(), forgedP256, ErrBadSignature},
-		{"two suites", only(), mixed, ErrInvalidKeyPackage},
+		{"forged", only(mlsgroup.P256_AES128GCM_SHA256_P256), forgedP256, ErrBadSignature},
+		{"two suites", only(mlsgroup.DefaultCipherSuite), mixed, ErrInvalidKeyPackage},
 		{"two suites, both accepted", only(mlsgroup.DefaultCipherSuite, mlsgroup.P256_AES128GCM_SHA256_P256), mixed, ErrInvalidKeyPackage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

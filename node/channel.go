@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,7 @@ type channel struct {
 	epoch   atomic.Uint64 // the current epoch, for the topic validator
 	rounds  atomic.Uint64 // sync rounds done, for tests that wait on one
 	refused atomic.Uint64 // commits refused on arrival, for tests
+	rewinds atomic.Uint64 // rewinds to a late winner (rewind.go), for tests
 	started atomic.Uint64 // sync rounds begun (see readAhead)
 	snap    atomic.Pointer[snapshot]
 
@@ -93,6 +95,22 @@ type channel struct {
 	// selfRemoving are the leaves that proposed their own removal in this
 	// epoch, so that a commit removing them reads as a leave.
 	selfRemoving map[uint32]bool
+	// retained are the states the last commits were merged on, oldest
+	// first (see rewind.go).
+	retained []retainedEpoch
+	// envSeen (with envOrder, oldest first) are the messages logged
+	// lately, by author and envelope ID: a copy re-sent after a rewind is
+	// logged as logResent.
+	envSeen  map[envKey]struct{}
+	envOrder []envKey
+	// caughtUp, after a rewind, is the first sync round that must reach
+	// the end of every member's log before queued commits are made and
+	// resend is sent: the rewind lands at the fork point, and what is
+	// made there is late for members at the head of the winning branch.
+	caughtUp uint64
+	resend   []*sendReq
+	// followUps are the sync rounds expectResends armed.
+	followUps []*time.Timer
 	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
 	peerCache      map[uint32]peer.ID
 	peerCacheEpoch uint64
@@ -100,6 +118,8 @@ type channel struct {
 	// written (see flush).
 	pending pendingBatch
 	gather  *time.Timer // see more
+	// rj is the divergence detector (rejoin.go).
+	rj rejoinState
 }
 
 // pendingBatch is what a run of received application messages leaves for
@@ -115,6 +135,7 @@ type pendingBatch struct {
 	senders []peer.ID // of each log record
 	cursors map[peer.ID][]byte
 	hashes  map[[32]byte]bool
+	envs    map[envKey]struct{} // of the logs, remembered once written
 }
 
 func (p *pendingBatch) empty() bool { return p.work == nil && len(p.cursors) == 0 }
@@ -151,6 +172,9 @@ type inbound struct {
 type sendReq struct {
 	env  *envelope
 	done chan sendResult
+	// resent: a message of an epoch a rewind abandoned, encrypted again
+	// (rewind.go); nobody waits for it, and it is not a new event.
+	resent bool
 }
 
 type sendResult struct {
@@ -198,6 +222,9 @@ func (n *Node) startChannel(g *mlsgroup.Group, created bool) (*channel, error) {
 	c.meta = metaOf(g)
 	c.epoch.Store(g.Epoch()) // before the topic's validator runs
 	c.publishSnapshot()
+	if err := c.loadRemembered(); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -299,6 +326,9 @@ func (c *channel) run() {
 		if c.fallback != nil {
 			c.fallback.Stop()
 		}
+		for _, f := range c.followUps {
+			f.Stop()
+		}
 	}()
 	for {
 		select {
@@ -397,7 +427,11 @@ func (c *channel) flush() error {
 	if p.work != nil {
 		c.setGroup(p.work)
 	}
+	c.remember(slices.Collect(maps.Keys(p.envs))...)
 	for i, l := range p.logs {
+		if l.rec.Kind != logApplication {
+			continue
+		}
 		msg := c.messageOf(seqs[i], l.rec)
 		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: l.rec.Epoch, Peer: p.senders[i], Message: &msg})
 	}
@@ -488,7 +522,7 @@ func (c *channel) validate(_ context.Context, from peer.ID, data []byte) p2p.Ver
 	case !bytes.Equal(info.GroupID, c.id):
 		return p2p.Reject
 	}
-	if !epochInReach(info, c.epoch.Load()) {
+	if !epochInReach(info, c.epoch.Load(), uint64(c.n.cfg.RewindWindow)) {
 		// Older is not an attack, only late; further ahead is not
 		// verifiable. Ignored, not blamed either way.
 		return p2p.Ignore
@@ -504,12 +538,12 @@ func (c *channel) validate(_ context.Context, from peer.ID, data []byte) p2p.Ver
 // it missed a commit, which sync fetches together with what followed.
 // Without that bound a peer that is no member could have every member
 // hold, and forward, messages of an epoch that never comes.
-func epochInReach(info *mlsgroup.MessageInfo, cur uint64) bool {
+func epochInReach(info *mlsgroup.MessageInfo, cur, past uint64) bool {
 	if info.Epoch > cur {
 		return info.Epoch == cur+1
 	}
 	if info.Kind == mlsgroup.KindApplication {
-		return cur-info.Epoch <= mlsgroup.DefaultPastEpochs
+		return cur-info.Epoch <= past
 	}
 	return info.Epoch == cur
 }
@@ -539,7 +573,9 @@ func (c *channel) publishSnapshot() {
 	case c.leaving:
 		state = "leaving"
 	}
+	conv, note := c.convergence()
 	s.info = ChannelInfo{
+		Convergence: conv, ConvergenceNote: note,
 		ID: c.id, Name: c.meta.Name, Topic: c.meta.Topic, Epoch: g.Epoch(), Members: len(s.members),
 		EpochAuthenticator: fmt.Sprintf("%x", g.EpochAuthenticator()), CipherSuite: uint16(g.CipherSuite()),
 		State: state, CommitPending: g.HasStagedCommit(),
@@ -600,7 +636,9 @@ func (c *channel) process(m inbound) error {
 	switch info.Kind {
 	case mlsgroup.KindCommit:
 		if info.Epoch < cur {
-			return c.skip(m, nil) // late: the epoch settled without it
+			// The epoch settled without it: it is late, or it wins there
+			// and this member rewinds to it.
+			return c.lateCommit(m, info, h)
 		}
 		// A synced commit settles like any other, never applied as it
 		// comes: what won on one provider's side may not be what ranks
@@ -682,6 +720,14 @@ func (c *channel) process(m inbound) error {
 			return nil
 		}
 		rec.Sender, rec.Envelope = []byte(sender), env
+		k := envKey{sender: sender, id: env.ID}
+		if c.logged(k) {
+			rec.Kind = logResent // a copy, after its author rewound
+		}
+		if p.envs == nil {
+			p.envs = make(map[envKey]struct{})
+		}
+		p.envs[k] = struct{}{}
 		p.logs = append(p.logs, logItem{hash: h, rec: rec})
 		p.senders = append(p.senders, sender)
 		if p.hashes == nil {
@@ -907,9 +953,21 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 		c.queueWelcomes(eff)
 	}
 	rec := logRecord{Kind: logCommit, Epoch: eff.Epoch, Message: data, ReceivedAt: c.nowMillis()}
-	if _, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)}); err != nil {
+	seqs, err := c.write(step{group: eff.Group, logs: []logItem{{hash: h, rec: &rec}}, cursors: cursorOf(m)})
+	if err != nil {
 		return err
 	}
+	var own *intent
+	leaf := eff.Sender.LeafIndex
+	if eff.OwnCommit {
+		own, leaf = c.staged, c.group.LeafIndex()
+	}
+	cursors, err := c.n.st.SyncCursors(c.id)
+	if err != nil {
+		cursors = nil // a rewind to here then reads every log from its start
+	}
+	c.retain(c.group, h, leaf, seqs[0], own, cursors)
+	c.n.cfg.Logger.Debug("commit merged", "channel", ChannelID(c.id), "epoch", c.group.Epoch(), "commit", fmt.Sprintf("%.8x", h[:]), "leaf", leaf, "own", eff.OwnCommit)
 	c.clearCandidates()
 	if c.settleTimer != nil {
 		c.settleTimer.Stop()
@@ -917,6 +975,7 @@ func (c *channel) applyCommit(data []byte, h [32]byte, m inbound) error {
 	}
 	c.setGroup(eff.Group)
 	c.commitEvents(eff)
+	c.merged(eff)
 	switch {
 	case eff.OwnCommit && c.staged != nil:
 		c.staged.finish(nil)
@@ -1045,7 +1104,7 @@ func cmpEpoch(a, b *mlsgroup.MessageInfo) int {
 // next starts the first queued commit work when no commit is staged and no
 // epoch is settling.
 func (c *channel) next() {
-	for len(c.queue) > 0 && !c.group.HasStagedCommit() && len(c.candidates) == 0 && c.group.Active() {
+	for len(c.queue) > 0 && !c.group.HasStagedCommit() && len(c.candidates) == 0 && c.group.Active() && c.caughtUp == 0 {
 		it := c.queue[0]
 		c.queue = c.queue[1:]
 		if err := c.startIntent(it); err != nil {
@@ -1235,6 +1294,9 @@ func (c *channel) sendAll(reqs []*sendReq) {
 		}
 		g = eff.Group
 		rec := &logRecord{Kind: logApplication, Epoch: g.Epoch(), Message: eff.Message, Sender: []byte(c.n.id), Envelope: r.env, ReceivedAt: c.nowMillis()}
+		if r.resent {
+			rec.Kind = logResent
+		}
 		items = append(items, logItem{hash: sha256.Sum256(eff.Message), rec: rec})
 		done = append(done, r)
 		msgs = append(msgs, eff.Message)
@@ -1257,9 +1319,16 @@ func (c *channel) sendAll(reqs []*sendReq) {
 		return
 	}
 	c.setGroup(g)
+	for _, r := range done {
+		c.remember(envKey{sender: c.n.id, id: r.env.ID})
+	}
 	for i, r := range done {
 		c.publish(msgs[i])
 		msg := c.messageOf(seqs[i], items[i].rec)
+		if r.resent {
+			r.done <- sendResult{msg: msg}
+			continue
+		}
 		// Every client of this node sees the message, not only the one
 		// that sent it (a chat in one terminal, a send in another).
 		c.n.emit(Event{Type: EventMessage, Channel: c.id, Epoch: msg.Epoch, Peer: c.n.id, Message: &msg})
@@ -1303,6 +1372,7 @@ func (c *channel) syncLoop() {
 		} else {
 			t.Reset(every)
 		}
+		c.checkView(c.ctx)
 	}
 }
 
@@ -1319,6 +1389,7 @@ func (c *channel) requestSync() {
 // It returns how many members it could not sync with.
 func (c *channel) catchUp(ctx context.Context) (failed int) {
 	round := c.started.Add(1)
+	held := false
 	snap := c.snap.Load()
 	for _, m := range snap.members {
 		if m.Self || m.Peer == c.n.id {
@@ -1330,7 +1401,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = c.n.host.Sync(sctx, m.Peer, c.id, cursor, func(e p2p.SyncEntry) error {
+		hand := func(e p2p.SyncEntry) error {
 			done := make(chan error, 1)
 			select {
 			case c.inbound <- inbound{data: e.Data, from: m.Peer, sync: true, cursor: e.Cursor, done: done}:
@@ -1343,9 +1414,27 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 			case <-sctx.Done():
 				return sctx.Err()
 			}
+		}
+		// Most of what a member's log holds came to this one on the topic
+		// too. An entry in the log is passed over here, not handed to the
+		// loop one round trip at a time; the last of a run of them is
+		// handed over at the end (seen there too), so that the cursor
+		// moves past it.
+		var last *p2p.SyncEntry
+		err = c.n.host.Sync(sctx, m.Peer, c.id, cursor, func(e p2p.SyncEntry) error {
+			if in, err := c.n.inLog(c.id, sha256.Sum256(e.Data)); err == nil && in {
+				last = &e
+				return nil
+			}
+			last = nil
+			return hand(e)
 		})
+		if last != nil && err == nil {
+			err = hand(*last)
+		}
 		cancel()
 		if errors.Is(err, errHeld) {
+			held = true
 			continue // the round after the epoch settles goes on from here
 		}
 		if err != nil && ctx.Err() == nil {
@@ -1356,6 +1445,7 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 	c.do(ctx, func() error {
 		c.settleSynced()
 		c.readAhead(round)
+		c.afterCatchUp(round, held)
 		return nil
 	})
 	c.rounds.Add(1)

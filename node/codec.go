@@ -138,6 +138,10 @@ const (
 	logApplication LogKind = 1
 	logCommit      LogKind = 2
 	logProposal    LogKind = 3
+	// logResent is an application message logged already under another
+	// copy (re-sent after a rewind, rewind.go): served by sync, never
+	// shown.
+	logResent LogKind = 4
 )
 
 // logRecord is one entry of a channel's log: the MLS message as it was
@@ -181,7 +185,7 @@ func parseLogRecord(data []byte) (*logRecord, error) {
 		return nil, fmt.Errorf("%w: log record", errMalformed)
 	}
 	r.Kind = LogKind(kind)
-	if r.Kind < logApplication || r.Kind > logProposal || len(msg) == 0 {
+	if r.Kind < logApplication || r.Kind > logResent || len(msg) == 0 {
 		return nil, fmt.Errorf("%w: log record kind %d", errMalformed, kind)
 	}
 	r.Message, r.Sender = []byte(msg), []byte(snd)

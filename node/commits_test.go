@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
 )
 
@@ -122,80 +123,144 @@ func TestCandidateFloodBounded(t *testing.T) {
 	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
 }
 
-// TestLateRivalForks: two valid rival commits of one epoch; one member
-// gets the one that ranks first inside its settle window, another only
-// after its epoch settled on the other. The second drops the winner as
-// late, and with no rewind yet (issue 10) the two stay on different
-// branches: arrival decided after all. Unskipped, it fails today.
-func TestLateRivalForks(t *testing.T) {
-	t.Skip("known fork: a rival that ranks first and arrives after a member's settle window is dropped as late; rewinding to it is issue 10's")
-	ctx := testContext(t, 2*time.Minute)
+// lateRival is four members and two valid rival commits of one epoch, by
+// carol and dave, made but not published: win ranks first.
+type lateRival struct {
+	alice, bob, carol, dave *nodetest.Peer
+	ch                      []byte
+	epoch                   uint64
+	win, lose               []byte
+}
+
+func newLateRival(ctx context.Context, t *testing.T) *lateRival {
+	t.Helper()
 	c := nodetest.NewLoopback(t)
-	alice, bob, carol, dave := c.Add("alice"), c.Add("bob"), c.Add("carol"), c.Add("dave")
-	for _, p := range []*nodetest.Peer{bob, carol, dave} {
+	r := &lateRival{alice: c.Add("alice"), bob: c.Add("bob"), carol: c.Add("carol"), dave: c.Add("dave")}
+	for _, p := range []*nodetest.Peer{r.bob, r.carol, r.dave} {
 		p.PublishKeyPackages(ctx)
 	}
-	info, err := alice.CreateChannel(ctx, "fork", "")
+	info, err := r.alice.CreateChannel(ctx, "fork", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	joined := []*nodetest.Peer{alice}
-	for _, p := range []*nodetest.Peer{bob, carol, dave} {
-		alice.Invite(ctx, info.ID, p)
+	r.ch = info.ID
+	joined := []*nodetest.Peer{r.alice}
+	for _, p := range []*nodetest.Peer{r.bob, r.carol, r.dave} {
+		r.alice.Invite(ctx, r.ch, p)
 		joined = append(joined, p)
-		nodetest.AwaitConverged(ctx, info.ID, len(joined), joined...)
+		nodetest.AwaitConverged(ctx, r.ch, len(joined), joined...)
 	}
-	nodetest.AwaitConverged(ctx, info.ID, 4, alice, bob, carol, dave)
-	cur := alice.MustInfo(info.ID).Epoch
-	x, err := carol.CommitUnsent(ctx, info.ID)
+	r.epoch = r.alice.MustInfo(r.ch).Epoch
+	x, err := r.carol.CommitUnsent(ctx, r.ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := dave.CommitUnsent(ctx, info.ID)
+	y, err := r.dave.CommitUnsent(ctx, r.ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rx, err := alice.CommitterRank(ctx, info.ID, leafOf(t, alice, info.ID, carol))
+	rx, err := r.alice.CommitterRank(ctx, r.ch, leafOf(t, r.alice, r.ch, r.carol))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ry, err := alice.CommitterRank(ctx, info.ID, leafOf(t, alice, info.ID, dave))
+	ry, err := r.alice.CommitterRank(ctx, r.ch, leafOf(t, r.alice, r.ch, r.dave))
 	if err != nil {
 		t.Fatal(err)
 	}
-	win, lose := x, y
+	r.win, r.lose = x, y
 	if ry < rx {
-		win, lose = y, x
+		r.win, r.lose = y, x
 	}
-	// The loser reaches alice and bob first; the winner reaches alice
-	// inside her window, and bob only after his epoch settled.
-	for _, p := range []*nodetest.Peer{alice, bob} {
-		if err := p.Deliver(ctx, info.ID, carol.ID(), lose, false); err != nil {
+	return r
+}
+
+// forkBob has alice settle on the winner and bob on the loser: the
+// winner reaches bob only after his epoch settled.
+func (r *lateRival) forkBob(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := r.bob.Deliver(ctx, r.ch, r.carol.ID(), r.lose, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.alice.Deliver(ctx, r.ch, r.dave.ID(), r.win, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*nodetest.Peer{r.alice, r.bob} {
+		p.Await(ctx, p.Name+" to settle", func() bool { return p.MustInfo(r.ch).Epoch > r.epoch })
+	}
+	if a, b := r.alice.MustInfo(r.ch), r.bob.MustInfo(r.ch); a.EpochAuthenticator == b.EpochAuthenticator {
+		t.Fatal("alice and bob took the same commit; the test needs them apart")
+	}
+}
+
+// TestLateRivalRewound: two valid rival commits of one epoch; one member
+// gets the one that ranks first inside its settle window, another only
+// after its epoch settled on the other. The second rewinds to the
+// winner, and the two are on one branch. (It dropped the winner as late,
+// and the two stayed forked: arrival decided after all.)
+func TestLateRivalRewound(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	r := newLateRival(ctx, t)
+	// The loser reaches alice too, before the winner.
+	if err := r.alice.Deliver(ctx, r.ch, r.carol.ID(), r.lose, false); err != nil {
+		t.Fatal(err)
+	}
+	r.forkBob(ctx, t)
+	if err := r.bob.Deliver(ctx, r.ch, r.dave.ID(), r.win, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.bob.Rewinds(r.ch); n != 1 {
+		t.Fatalf("bob rewound %d times, want 1", n)
+	}
+	// The loser again, now late for both: nothing moves.
+	for _, p := range []*nodetest.Peer{r.alice, r.bob} {
+		if err := p.Deliver(ctx, r.ch, r.carol.ID(), r.lose, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := alice.Deliver(ctx, info.ID, dave.ID(), win, false); err != nil {
+	ai, bi := r.alice.MustInfo(r.ch), r.bob.MustInfo(r.ch)
+	if ai.Epoch != bi.Epoch || ai.EpochAuthenticator != bi.EpochAuthenticator {
+		t.Fatalf("alice at %d %s..., bob at %d %s...", ai.Epoch, ai.EpochAuthenticator[:16], bi.Epoch, bi.EpochAuthenticator[:16])
+	}
+	if r.alice.Rewinds(r.ch) != 0 {
+		t.Error("alice rewound for a commit that ranks after hers")
+	}
+	if _, err := r.bob.Send(ctx, r.ch, "can alice read this?"); err != nil {
 		t.Fatal(err)
 	}
-	bob.Await(ctx, "bob to settle on the loser", func() bool { return bob.MustInfo(info.ID).Epoch > cur })
-	err = bob.Deliver(ctx, info.ID, dave.ID(), win, false)
-	t.Logf("bob takes the winner late: err=%v", err)
-	alice.Await(ctx, "alice to settle", func() bool { return alice.MustInfo(info.ID).Epoch > cur })
-	// Anti-entropy: each syncs from the other.
-	for _, p := range []*nodetest.Peer{alice, bob} {
-		if err := p.SyncNow(ctx, info.ID); err != nil {
+	awaitBodies(ctx, t, r.alice, r.ch, []string{"can alice read this?"})
+}
+
+// TestRewindResends: what bob sent on the branch he left is encrypted
+// again in the winning one and re-sent, and every member has each
+// message once: alice, who could not read the first copies, and bob,
+// whose log holds both.
+func TestRewindResends(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	r := newLateRival(ctx, t)
+	r.forkBob(ctx, t)
+	want := []string{"sent on the abandoned branch 1", "sent on the abandoned branch 2"}
+	for _, b := range want {
+		if _, err := r.bob.Send(ctx, r.ch, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ai, bi := alice.MustInfo(info.ID), bob.MustInfo(info.ID)
-	t.Logf("epoch %d -> alice %d %s..., bob %d %s...", cur, ai.Epoch, ai.EpochAuthenticator[:16], bi.Epoch, bi.EpochAuthenticator[:16])
-	if ai.Epoch == bi.Epoch && ai.EpochAuthenticator != bi.EpochAuthenticator {
-		t.Errorf("alice and bob forked at epoch %d and stay forked after sync rounds", ai.Epoch)
-	}
-	if _, err := bob.Send(ctx, info.ID, "can alice read this?"); err != nil {
+	if err := r.bob.Deliver(ctx, r.ch, r.dave.ID(), r.win, false); err != nil {
 		t.Fatal(err)
 	}
-	awaitBodies(ctx, t, alice, info.ID, []string{"can alice read this?"})
+	r.bob.AwaitEvent(ctx, "bob's rewind", func(e node.Event) bool { return e.Type == node.EventRewound })
+	awaitBodies(ctx, t, r.alice, r.ch, want)
+	// alice's sync of bob's log brings both copies; she shows each once.
+	if err := r.alice.SyncNow(ctx, r.ch); err != nil {
+		t.Fatal(err)
+	}
+	awaitBodies(ctx, t, r.alice, r.ch, want)
+	awaitBodies(ctx, t, r.bob, r.ch, want)
+	r.bob.Restart()
+	awaitBodies(ctx, t, r.bob, r.ch, want)
+	if _, err := r.alice.Send(ctx, r.ch, "after"); err != nil {
+		t.Fatal(err)
+	}
+	awaitBodies(ctx, t, r.bob, r.ch, append(want, "after"))
 }
 
 // TestGrindingMemberRemoved: a malicious member answers every rival

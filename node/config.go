@@ -58,6 +58,10 @@ type Config struct {
 	// SettleWindow is how long the commits of one epoch are gathered
 	// before the one that ranks first is applied; zero means one second.
 	SettleWindow time.Duration
+	// RewindWindow is how many merged commits back a member can return to
+	// when a commit that ranks first for their epoch arrives late (see
+	// rewind.go); zero means 5, the least allowed.
+	RewindWindow int
 	// SyncInterval is how often each channel asks its members for
 	// messages it missed (gossip is best effort); zero means 30 seconds.
 	SyncInterval time.Duration
@@ -104,6 +108,10 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.SettleWindow == 0 {
 		cfg.SettleWindow = time.Second
 	}
+	if cfg.RewindWindow < 0 {
+		return cfg, errors.Join(ErrInvalidArgument, errors.New("node: negative Config.RewindWindow"))
+	}
+	cfg.RewindWindow = max(cfg.RewindWindow, 5)
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = 30 * time.Second
 	}

@@ -23,6 +23,10 @@ type step struct {
 	cursors []cursorItem
 	// invitation is a pending invitation the step settles (accepted).
 	invitation []byte
+	// resetCursors, with rewound, replaces every sync cursor of the
+	// channel (a rewind's, see rewind.go).
+	resetCursors map[string][]byte
+	rewound      bool
 }
 
 type logItem struct {
@@ -54,6 +58,12 @@ func (n *Node) writeStep(channel []byte, s step) ([]uint64, error) {
 	}
 	for _, l := range s.logs {
 		b.AppendLog(channel, l.hash[:], l.rec.marshal())
+	}
+	if s.rewound {
+		b.DeleteSyncCursors(channel)
+		for p, cu := range s.resetCursors {
+			b.PutSyncCursor(channel, []byte(p), cu)
+		}
 	}
 	for _, cu := range s.cursors {
 		b.PutSyncCursor(channel, []byte(cu.peer), cu.cursor)

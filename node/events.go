@@ -24,6 +24,8 @@ const (
 	EventChannelLeft        EventType = "channel_left"   // this node left or was removed
 	EventEpoch              EventType = "epoch"          // Channel entered Epoch
 	EventCommitLost         EventType = "commit_lost"    // this node's commit lost and is made again
+	EventRewound            EventType = "rewound"        // Channel went back to Epoch for a late winning commit (rewind.go)
+	EventRejoined           EventType = "rejoined"       // Channel was rejoined by external commit into Epoch, off a branch the group left (rejoin.go)
 	EventKeyPackagesPublish EventType = "keypackages_published"
 	EventError              EventType = "error" // Error is a failure a user should see
 )

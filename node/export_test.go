@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"time"
 
@@ -210,4 +211,35 @@ func (n *Node) RefusedCommits(channel []byte) uint64 {
 		return 0
 	}
 	return c.refused.Load()
+}
+
+// BodyOf is the body of a message in channel's log, found by its bytes;
+// "<commit>" for a handshake message, "" for one not in the log.
+func (n *Node) BodyOf(channel, data []byte) string {
+	h := sha256.Sum256(data)
+	seq, err := n.st.LogSeqOf(channel, h[:])
+	if err != nil {
+		return ""
+	}
+	page, err := n.st.LogAfter(channel, seq-1, 1)
+	if err != nil || len(page) != 1 {
+		return ""
+	}
+	rec, err := parseLogRecord(page[0].Data)
+	if err != nil {
+		return ""
+	}
+	if rec.Envelope == nil {
+		return "<commit>"
+	}
+	return rec.Envelope.Body
+}
+
+// Rewinds is how often channel went back to a late winning commit.
+func (n *Node) Rewinds(channel []byte) uint64 {
+	c, err := n.channel(channel)
+	if err != nil {
+		return 0
+	}
+	return c.rewinds.Load()
 }

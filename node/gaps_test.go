@@ -2,11 +2,14 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
+	"github.com/spacepanda/spacepanda/p2p"
 )
 
 // TestJunkFloodDoesNotFork: a stranger floods the topic with junk
@@ -120,5 +123,61 @@ func TestMessageAfterGapWhileSenderAway(t *testing.T) {
 		if !got {
 			t.Errorf("%s never gets alice's published message while alice is away", p.Name)
 		}
+	}
+}
+
+// TestSyncLeavesOutAskersOwn: a member's log holds what the asker sent
+// (it logs what it received), and the asker has it in its own log
+// already. A page leaves those out but its last entry, so that the
+// asker's cursor still reaches the end. (Every sync round sent a busy
+// sender its own messages back, and its loop read each one.)
+func TestSyncLeavesOutAskersOwn(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	c := nodetest.NewLoopback(t)
+	alice, bob := c.Add("alice"), c.Add("bob")
+	bob.PublishKeyPackages(ctx)
+	info, err := alice.CreateChannel(ctx, "own", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Invite(ctx, info.ID, bob)
+	nodetest.AwaitConverged(ctx, info.ID, 2, alice, bob)
+	const n = 20
+	for i := range n {
+		if _, err := alice.Send(ctx, info.ID, fmt.Sprintf("a%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bob.Send(ctx, info.ID, "from bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, info.ID, "last"); err != nil {
+		t.Fatal(err)
+	}
+	bob.Await(ctx, "alice's messages", func() bool { return len(bob.History(info.ID)) >= n+2 })
+	own := make(map[string]bool)
+	for _, m := range bob.History(info.ID) {
+		if m.Sender == alice.ID() {
+			own[m.Body] = true
+		}
+	}
+	var bodies []string
+	err = alice.Host().Sync(ctx, bob.ID(), info.ID, nil, func(e p2p.SyncEntry) error {
+		bodies = append(bodies, bob.BodyOf(info.ID, e.Data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) == 0 || bodies[len(bodies)-1] != "last" {
+		t.Fatalf("the page does not end with the log's last entry: %q", bodies)
+	}
+	for _, b := range bodies[:len(bodies)-1] {
+		if own[b] {
+			t.Errorf("alice was sent her own message %q", b)
+		}
+	}
+	if !slices.Contains(bodies, "from bob") {
+		t.Errorf("bob's own message is not in the page: %q", bodies)
 	}
 }

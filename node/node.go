@@ -119,6 +119,8 @@ func Open(ctx context.Context, config Config) (_ *Node, err error) {
 	pc.WelcomeStore = st
 	pc.WelcomeDone = n.welcomeDone
 	pc.SyncProvider = n.serveSync
+	pc.PeerConnected = n.peerConnected
+	pc.GroupInfoProvider = n.serveGroupInfo
 	if pc.Logger == nil {
 		pc.Logger = cfg.Logger
 	}
@@ -209,7 +211,7 @@ var fromTopic = mlsgroup.ProcessOptions{MaxGenerationsAhead: -1}
 
 // mlsConfig hands mlsgroup the node's one provider.
 func (n *Node) mlsConfig() mlsgroup.Config {
-	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), MaxGenerationsBehind: lateWindow, MaxSkippedKeys: skippedBudget}
+	return mlsgroup.Config{Storage: n.st, Rand: n.rand, Now: n.cfg.Now, Validation: n.validation(), PastEpochs: n.cfg.RewindWindow, MaxGenerationsBehind: lateWindow, MaxSkippedKeys: skippedBudget}
 }
 
 // loadIdentity loads the node's libp2p key and MLS signer from the store,
@@ -337,6 +339,25 @@ func (n *Node) emit(e Event) {
 	n.events.publish(e)
 }
 
+// peerConnected starts a sync round in every channel p is a member of:
+// a member back from being away, or from across a partition, holds what
+// this node missed, and the next periodic round may be SyncInterval away.
+func (n *Node) peerConnected(p peer.ID) {
+	n.mu.Lock()
+	chans := make([]*channel, 0, len(n.channels))
+	for _, c := range n.channels {
+		chans = append(chans, c)
+	}
+	n.mu.Unlock()
+	for _, c := range chans {
+		if snap := c.snap.Load(); snap != nil {
+			if _, ok := snap.peers[p]; ok {
+				c.requestSync()
+			}
+		}
+	}
+}
+
 // channel finds a channel by its ID.
 func (n *Node) channel(id []byte) (*channel, error) {
 	n.mu.Lock()
@@ -382,6 +403,12 @@ type ChannelInfo struct {
 	State string
 	// CommitPending is set while a commit of this node awaits its epoch.
 	CommitPending bool
+	// Convergence is "settled", "resolving" (commits of the epoch are
+	// settling), "recovering" (this member found itself on a branch the
+	// group left, and rejoins) or "unrecoverable" (it cannot rejoin for
+	// now: ConvergenceNote says why); see rejoin.go.
+	Convergence     string
+	ConvergenceNote string
 }
 
 // Member is a member of a channel.

@@ -230,11 +230,18 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byt
 		return nil, errSyncUnavailable
 	}
 	entries := make([]p2p.SyncEntry, 0, len(page))
-	for _, e := range page {
+	for i, e := range page {
 		rec, err := parseLogRecord(e.Data)
 		if err != nil {
 			n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "seq", e.Seq, "err", err)
 			return nil, errSyncUnavailable
+		}
+		// The asker's own application messages are in its log (a send is
+		// persisted before it is published): sending them back doubled a
+		// busy sender's sync traffic and the work of its loop. A page's
+		// last entry goes all the same, so that its cursor moves on.
+		if (rec.Kind == logApplication || rec.Kind == logResent) && peer.ID(rec.Sender) == from && i < len(page)-1 {
+			continue
 		}
 		entries = append(entries, p2p.SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, e.Seq), Data: rec.Message})
 	}

@@ -32,8 +32,10 @@ const (
 
 // MessageValidator judges a channel message before it is delivered or
 // forwarded. from is the peer that handed it over, not its author: channel
-// messages carry no author. It runs concurrently for many messages and must
-// return promptly: ctx ends after Config.ValidateTimeout, and a verdict
+// messages carry no author. It runs inline, one message at a time in the
+// order they arrived (so a sender's messages are delivered in the order it
+// sent them), and must return promptly: a slow verdict delays every
+// channel's messages, ctx ends after Config.ValidateTimeout, and a verdict
 // returned after that counts as Ignore.
 type MessageValidator func(ctx context.Context, from peer.ID, data []byte) Verdict
 
@@ -71,6 +73,11 @@ func messageID(m *pb.Message) string {
 
 func (h *Host) startPubSub() error {
 	params, thresholds := peerScoreParams()
+	// The gate's shut-out peers, for as long as the gate holds them.
+	blacklist, err := pubsub.NewTimeCachedBlacklist(h.cfg.GateDuration)
+	if err != nil {
+		return fmt.Errorf("p2p: gossipsub blacklist: %w", err)
+	}
 	opts := []pubsub.Option{
 		// MLS authenticates every message; a pubsub signature would name the
 		// sending peer to every relay and cost CPU on each delivery.
@@ -90,9 +97,13 @@ func (h *Host) startPubSub() error {
 		// queues of 32 drop messages in a burst of a few hundred.
 		pubsub.WithPeerOutboundQueueSize(1024),
 		pubsub.WithValidateQueueSize(1024),
+		// One worker validating inline (see join) hands messages on in the
+		// order they arrived; pubsub's default, a goroutine per message,
+		// reorders a burst, and a member reads each sender in order.
+		pubsub.WithValidateWorkers(1),
 		pubsub.WithLogger(h.log),
+		pubsub.WithBlacklist(blacklist),
 	}
-	var err error
 	if h.ps, err = pubsub.NewGossipSub(h.ctx, h.host, opts...); err != nil {
 		return fmt.Errorf("p2p: starting gossipsub: %w", err)
 	}
@@ -197,7 +208,8 @@ func (h *Host) JoinChannel(channel []byte, validate MessageValidator) (*Channel,
 func (c *Channel) join(validate MessageValidator) error {
 	h := c.h
 	limit := h.cfg.MaxMessageSize
-	v := func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	self := h.host.ID()
+	judge := func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if len(m.Data) > limit {
 			return pubsub.ValidationReject
 		}
@@ -217,7 +229,22 @@ func (c *Channel) join(validate MessageValidator) error {
 			return pubsub.ValidationReject
 		}
 	}
-	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v), pubsub.WithValidatorTimeout(h.cfg.ValidateTimeout)); err != nil {
+	v := func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if from == self {
+			return judge(ctx, from, m)
+		}
+		// A shut-out peer's messages, still in flight, cost no validator
+		// run.
+		if h.gate.gated(from) {
+			return pubsub.ValidationReject
+		}
+		res := judge(ctx, from, m)
+		if res == pubsub.ValidationReject && h.gate.reject(from) {
+			h.shutOut(from)
+		}
+		return res
+	}
+	if err := h.ps.RegisterTopicValidator(c.name, pubsub.ValidatorEx(v), pubsub.WithValidatorInline(true), pubsub.WithValidatorTimeout(h.cfg.ValidateTimeout)); err != nil {
 		return fmt.Errorf("p2p: channel %s: validator: %w", c.name, err)
 	}
 	var err error

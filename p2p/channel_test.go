@@ -323,3 +323,57 @@ func TestSlowValidatorTimesOut(t *testing.T) {
 		t.Error("a verdict returned after the timeout was counted")
 	}
 }
+
+// TestChannelDeliversInOrder is one sender's burst: what arrives must
+// arrive in the order it was sent. A member reads each sender's messages
+// in order and waits for sync after a gap, so a reordered burst (pubsub's
+// default validates each message in a goroutine of its own) sent most of
+// a busy channel through sync.
+func TestChannelDeliversInOrder(t *testing.T) {
+	const n = 2000
+	hosts := newHosts(t, 2, nil)
+	connect(t, hosts[0], hosts[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var val okValidator
+	a, err := hosts[0].JoinChannel(testChannel, val.validate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hosts[1].JoinChannel(testChannel, val.validate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForMeshes(t, hosts, []*Channel{a, b})
+	go func() {
+		for k := range n {
+			if err := a.Publish(ctx, fmt.Appendf(nil, "ok:%d", k)); err != nil {
+				return
+			}
+		}
+		a.Publish(ctx, []byte("ok:end"))
+	}()
+	last, got, reordered := -1, 0, 0
+	for {
+		m, err := b.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", got, err)
+		}
+		if string(m.Data) == "ok:end" {
+			break
+		}
+		var k int
+		if _, err := fmt.Sscanf(string(m.Data), "ok:%d", &k); err != nil {
+			t.Fatalf("message %q", m.Data)
+		}
+		if k < last {
+			reordered++
+		}
+		last = max(last, k)
+		got++
+	}
+	t.Logf("%d of %d delivered", got, n)
+	if reordered > 0 {
+		t.Fatalf("%d of %d messages arrived after a later one", reordered, got)
+	}
+}

@@ -114,6 +114,15 @@ type Config struct {
 	// Keys of every other namespace, IPFS's pk and ipns among them, are
 	// refused.
 	Validators map[string]Validator
+	// MaxPeerPuts and PeerPutInterval bound how often one peer can make
+	// the host validate a DHT record: a PUT spends one of the peer's
+	// tokens, of which it holds up to MaxPeerPuts and gains one each
+	// PeerPutInterval; a PUT without one is refused unvalidated, and a
+	// record that fails validation spends them all and counts towards
+	// MaxRejections. Zero means 8 and 10 seconds; an honest node puts its
+	// own record a few times a day.
+	MaxPeerPuts     int
+	PeerPutInterval time.Duration
 	// MaxRecordAge is how long a DHT node keeps a record it was handed;
 	// owners must republish within it. Zero means 48 hours.
 	MaxRecordAge time.Duration
@@ -135,6 +144,16 @@ type Config struct {
 	// validation slots. Zero means 2 seconds.
 	ValidateTimeout time.Duration
 
+	// MaxRejections is how many channel messages a peer may hand over that
+	// a MessageValidator rejects, within RejectionWindow, before the host
+	// disconnects it and refuses its connections for GateDuration. It
+	// holds whatever gossipsub's score says: a peer that never accepts the
+	// host's pubsub stream is never scored. Zero means 10, 10 minutes and
+	// an hour; honest peers forward no message a validator rejects.
+	MaxRejections   int
+	RejectionWindow time.Duration
+	GateDuration    time.Duration
+
 	// WelcomeHandler receives Welcomes; nil means the host does not serve
 	// /spacepanda/welcome/1.0.0.
 	WelcomeHandler WelcomeHandler
@@ -155,6 +174,13 @@ type Config struct {
 
 	// SyncProvider serves /spacepanda/sync/1.0.0; nil means not served.
 	SyncProvider SyncProvider
+	// PeerConnected, if set, is called (on a goroutine of the host's, one
+	// call at a time) when a peer becomes connected: a peer that was
+	// away or across a partition may hold what the caller missed.
+	PeerConnected func(peer.ID)
+	// GroupInfoProvider serves /spacepanda/groupinfo/1.0.0; nil means not
+	// served.
+	GroupInfoProvider GroupInfoProvider
 	// SyncPageLimit caps the entries of one sync page, asked and served;
 	// zero means 128.
 	SyncPageLimit int
@@ -168,12 +194,19 @@ type Config struct {
 	// 30 seconds.
 	StreamTimeout time.Duration
 	// MaxPeerStreams caps the Welcome streams, and separately the sync
-	// streams, that one peer may have open to this host at once; streams
+	// streams and the group view streams, that one peer may have open to this host at once; streams
 	// beyond it are reset. Each open Welcome stream holds what the peer
-	// sent of its Welcome, up to MaxWelcomeSize, for up to StreamTimeout.
-	// Zero means 4, which a peer that sends its Welcomes and syncs its
-	// channels one at a time does not reach.
+	// sent of its Welcome (plus at most 64 KiB), up to MaxWelcomeSize, for
+	// up to StreamTimeout. Zero means 4, which a peer that sends its
+	// Welcomes and syncs its channels one at a time does not reach.
 	MaxPeerStreams int
+	// MaxWelcomeBuffers caps what inbound Welcomes of all peers together
+	// hold while they arrive: peer IDs cost nothing, so a cap per peer
+	// alone bounds nothing. When a Welcome needs more, the stream that has
+	// waited longest for bytes (over a second) is reset to make room, or
+	// else the new one is. Zero means 64 MiB; it must be at least twice
+	// MaxWelcomeSize, which a complete Welcome briefly holds.
+	MaxWelcomeBuffers int
 
 	// Logger receives the host's logs, tagged with its peer ID; nil
 	// discards them. Levels: Debug for per-message events, Info for peers
@@ -234,6 +267,8 @@ func (c Config) validate() (*config, error) {
 		return nil, fmt.Errorf("%w: ConnLow %d above ConnHigh %d", ErrConfig, cfg.ConnLow, cfg.ConnHigh)
 	}
 	setDefault(&cfg.MaxRecordAge, 48*time.Hour)
+	setDefault(&cfg.MaxPeerPuts, 8)
+	setDefault(&cfg.PeerPutInterval, 10*time.Second)
 	setDefault(&cfg.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&cfg.MaxWelcomeSize, DefaultMaxWelcomeSize)
 	if cfg.MaxMessageSize > maxSyncPageSize {
@@ -242,17 +277,24 @@ func (c Config) validate() (*config, error) {
 	setDefault(&cfg.PublishWait, 5*time.Second)
 	setDefault(&cfg.ValidateTimeout, 2*time.Second)
 	setDefault(&cfg.ScoreInterval, 5*time.Second)
+	setDefault(&cfg.MaxRejections, 10)
+	setDefault(&cfg.RejectionWindow, 10*time.Minute)
+	setDefault(&cfg.GateDuration, time.Hour)
 	setDefault(&cfg.WelcomeRetryMax, time.Minute)
 	setDefault(&cfg.MailboxInterval, 10*time.Minute)
 	setDefault(&cfg.SyncPageLimit, 128)
 	setDefault(&cfg.MaxSyncPages, 1024)
 	setDefault(&cfg.StreamTimeout, 30*time.Second)
 	setDefault(&cfg.MaxPeerStreams, 4)
+	setDefault(&cfg.MaxWelcomeBuffers, max(64<<20, 2*cfg.MaxWelcomeSize))
+	if cfg.MaxWelcomeBuffers < 2*cfg.MaxWelcomeSize {
+		return nil, fmt.Errorf("%w: MaxWelcomeBuffers %d below twice MaxWelcomeSize %d", ErrConfig, cfg.MaxWelcomeBuffers, cfg.MaxWelcomeSize)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 {
-		return nil, fmt.Errorf("%w: MaxSyncPages %d or MaxPeerStreams %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams)
+	if cfg.MaxSyncPages < 0 || cfg.MaxPeerStreams < 0 || cfg.MaxRejections < 0 || cfg.MaxPeerPuts < 0 {
+		return nil, fmt.Errorf("%w: MaxSyncPages %d, MaxPeerStreams %d or MaxRejections %d below zero", ErrConfig, cfg.MaxSyncPages, cfg.MaxPeerStreams, cfg.MaxRejections)
 	}
 	if cfg.DHTMode < DHTAuto || cfg.DHTMode > DHTClient {
 		return nil, fmt.Errorf("%w: DHTMode %d", ErrConfig, cfg.DHTMode)

@@ -29,6 +29,12 @@ var (
 	// ErrSyncRefused: the peer refused a sync request; the error is a
 	// *RefusedError carrying its reason.
 	ErrSyncRefused = errors.New("p2p: sync refused")
+	// ErrGroupInfoRefused: the peer refused a group view request; the
+	// error is a *RefusedError carrying its reason.
+	ErrGroupInfoRefused = errors.New("p2p: group view refused")
+	// ErrBusy: the host had no room left for an inbound Welcome
+	// (Config.MaxWelcomeBuffers); the sender sees its stream reset.
+	ErrBusy = errors.New("p2p: busy")
 	// ErrProtocol: a peer broke a stream protocol (bad framing, a cursor
 	// that comes round again, ...).
 	ErrProtocol = errors.New("p2p: protocol violation")
@@ -36,7 +42,7 @@ var (
 
 // RefusedError is a refusal from the remote peer, with the reason it gave.
 type RefusedError struct {
-	Kind   error // ErrWelcomeRejected or ErrSyncRefused
+	Kind   error // ErrWelcomeRejected, ErrSyncRefused or ErrGroupInfoRefused
 	Reason string
 }
 

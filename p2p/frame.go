@@ -59,35 +59,10 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 	return 0, fmt.Errorf("%w: varint longer than %d bytes", ErrProtocol, binary.MaxVarintLen64)
 }
 
-// frameChunk is the buffer a frame starts with before its bytes arrive.
-const frameChunk = 4 << 10
-
-// readFrame reads one frame of at most limit bytes. Its buffer grows as the
-// bytes arrive, doubling up to the announced length, never to that length
-// at once: a length prefix costs the peer a few bytes, and a peer that
-// announced a large frame on many streams and sent nothing more would
-// otherwise hold the whole of each until the streams time out.
+// readFrame reads one frame of at most limit bytes, in chunks allocated as
+// its bytes arrive (readFrameHeld).
 func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	v, err := readUvarint(r)
-	if err != nil {
-		return nil, err
-	}
-	if v > uint64(limit) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, v, limit)
-	}
-	n := int(v)
-	b := make([]byte, 0, min(n, frameChunk))
-	for len(b) < n {
-		if len(b) == cap(b) {
-			b = append(make([]byte, 0, min(2*cap(b), n)), b...)
-		}
-		k, err := io.ReadFull(r, b[len(b):cap(b)])
-		b = b[:len(b)+k]
-		if err != nil {
-			return nil, protocolError(err)
-		}
-	}
-	return b, nil
+	return readFrameHeld(r, limit, nil)
 }
 
 func readByte(r *bufio.Reader) (byte, error) {
@@ -151,11 +126,35 @@ func ended(ctx context.Context) bool {
 	return ctx.Err() != nil
 }
 
-// setDeadline bounds a stream by ctx's deadline, or by d from now.
-func setDeadline(ctx context.Context, s network.Stream, d time.Duration) {
+// guard binds a stream to ctx for one exchange: the stream's deadline is
+// ctx's, or d from now, and a cancelled ctx resets the stream at once, which
+// a deadline alone would not: a read blocked on a peer that stalls would
+// otherwise wait for the deadline whatever the caller wants. The caller
+// calls stop once the exchange is over, before ctx is cancelled, so that a
+// stream that ended well is not reset after the fact.
+func guard(ctx context.Context, s network.Stream, d time.Duration) (stop func() bool) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(d)
 	}
 	_ = s.SetDeadline(deadline)
+	return context.AfterFunc(ctx, func() { s.Reset() })
+}
+
+// blame says whose failure a failed exchange of the caller's was. When the
+// caller's own context ended, cancelled or past its deadline, the error is
+// that context's, whatever the stream reported (a reset or a deadline that
+// readers take for the peer's ErrProtocol); when the host closed, it is
+// ErrClosed; otherwise it is err, the peer's or the network's. what names
+// the exchange.
+func (h *Host) blame(caller context.Context, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ended(caller):
+		return fmt.Errorf("%s: %w (%v)", what, caller.Err(), err)
+	case h.ctx.Err() != nil:
+		return fmt.Errorf("%s: %w (%v)", what, ErrClosed, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -17,11 +17,14 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -62,13 +65,25 @@ type Host struct {
 	mdns mdns.Service
 	out  *outbox
 
+	// gate shuts out peers past MaxRejections; notifiee closes their
+	// connections on injected hosts, which have no gater of ours.
+	gate     *gate
+	notifiee network.Notifiee
+	// DHT PUTs: each peer's budget, the configured validators, and the
+	// records checkPut validated, which the DHT's own check then passes.
+	puts       *putBudget
+	validators record.NamespacedValidator
+	validated  *validated
+
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines started by the Host
 	once   sync.Once
 
 	// Inbound streams by peer, each protocol held to MaxPeerStreams.
-	welcomeStreams, syncStreams peerStreams
+	welcomeStreams, syncStreams, viewStreams peerStreams
+	// welcomeBuffers is what inbound Welcomes of all peers may hold.
+	welcomeBuffers *bufferBudget
 
 	mu       sync.Mutex // guards the fields below; never held while calling out
 	channels map[string]*Channel
@@ -87,6 +102,14 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h = &Host{cfg: cfg, channels: make(map[string]*Channel), scores: make(map[peer.ID]float64)}
 	h.welcomeStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
 	h.syncStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
+	h.viewStreams = peerStreams{max: cfg.MaxPeerStreams, open: make(map[peer.ID]int)}
+	h.gate = newGate(cfg.MaxRejections, cfg.RejectionWindow, cfg.GateDuration)
+	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
+	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
+	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
+	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
+	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -96,10 +119,12 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 
 	if cfg.Host != nil {
 		h.host = cfg.Host
-	} else if h.host, err = newLibp2pHost(cfg); err != nil {
+	} else if h.host, err = newLibp2pHost(cfg, h.gate); err != nil {
 		return nil, err
 	}
 	h.log = cfg.Logger.With("peer", h.host.ID().String())
+	h.notifiee = h.gateNotifiee()
+	h.host.Network().Notify(h.notifiee)
 
 	if err := h.startDHT(); err != nil {
 		return nil, err
@@ -113,6 +138,9 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	if cfg.SyncProvider != nil {
 		h.host.SetStreamHandler(syncProtocol, h.handleSync)
 	}
+	if cfg.GroupInfoProvider != nil {
+		h.host.SetStreamHandler(groupInfoProtocol, h.handleGroupInfo)
+	}
 	if h.out, err = newOutbox(h); err != nil {
 		return nil, err
 	}
@@ -122,20 +150,84 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 			return nil, fmt.Errorf("p2p: starting mDNS: %w", err)
 		}
 	}
+	if cfg.PeerConnected != nil {
+		sub, err := h.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(256))
+		if err != nil {
+			return nil, fmt.Errorf("p2p: peer events: %w", err)
+		}
+		h.wg.Go(func() {
+			defer sub.Close()
+			for {
+				select {
+				case <-h.ctx.Done():
+					return
+				case e, ok := <-sub.Out():
+					if !ok {
+						return
+					}
+					if ev := e.(event.EvtPeerConnectednessChanged); ev.Connectedness == network.Connected {
+						cfg.PeerConnected(ev.Peer)
+					}
+				}
+			}
+		})
+	}
 	h.bootstrap(ctx)
 	h.wg.Go(h.mailboxLoop)
 	h.log.Info("p2p host started", "addrs", h.Addrs())
 	return h, nil
 }
 
+// The resource manager's explicit limits, per peer and in total: what
+// libp2p itself (connections, streams, their buffers) may spend. Fresh peer
+// IDs cost nothing, so the totals are what bound a crowd of them; the
+// per-peer limits keep one peer from taking the totals. A peer needs one
+// or two connections and a few streams (DHT, gossipsub, a Welcome, a
+// sync); the connection manager trims at ConnHigh (192), well below
+// hostConns. Loopback is exempt from libp2p's per-subnet connection
+// limits, not from these.
+const (
+	hostConns          = 512
+	hostConnsInbound   = 384
+	hostStreams        = 8192
+	hostMemory         = 512 << 20
+	hostFDs            = 1024
+	peerConns          = 8
+	peerStreamsMax     = 256
+	peerStreamsInbound = 128
+	peerMemory         = 32 << 20
+)
+
+// resourceManager is libp2p's resource manager with the limits above over
+// libp2p's defaults for services and protocols.
+func resourceManager() (network.ResourceManager, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: hostConns, ConnsInbound: hostConnsInbound,
+			Streams: hostStreams, Memory: hostMemory, FD: hostFDs,
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			Conns: peerConns, Streams: peerStreamsMax, StreamsInbound: peerStreamsInbound, Memory: peerMemory,
+		},
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.Scale(hostMemory, hostFDs))))
+}
+
 // newLibp2pHost builds the host for a Config that brings none.
-func newLibp2pHost(cfg *config) (host.Host, error) {
+func newLibp2pHost(cfg *config, gater *gate) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
 	if err != nil {
 		return nil, fmt.Errorf("%w: connection manager: %w", ErrConfig, err)
 	}
+	rm, err := resourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
+		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrs(cfg.listen...),
 		// Port reuse lets two hosts that dial each other at the same moment
 		// meet in one TCP simultaneous open, where both think they are the
@@ -144,6 +236,7 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(gater),
 		// Several hosts share a process in tests and in testnet; libp2p's
 		// metrics would register the same collectors once per host.
 		libp2p.DisableMetrics(),
@@ -192,11 +285,12 @@ func (h *Host) startDHT() error {
 	// dht.NamespacedValidator would add to kad-dht's default validator,
 	// which then gains the IPFS namespaces pk and ipns: any peer could
 	// store records there. Our own validator holds only the configured ones.
-	validator := make(record.NamespacedValidator, len(cfg.Validators))
-	for ns, v := range cfg.Validators {
-		validator[ns] = v
-	}
-	opts = append(opts, dht.Validator(validator))
+	identity := func(v Validator) Validator { return v }
+	h.validators = namespaced(cfg.Validators, identity)
+	opts = append(opts,
+		dht.Validator(namespaced(cfg.Validators, func(v Validator) Validator { return prevalidated{v, h.validated} })),
+		dht.OnRequestHook(h.checkPut),
+	)
 	var err error
 	if h.dht, err = dht.New(h.host, opts...); err != nil {
 		return fmt.Errorf("p2p: starting DHT: %w", err)
@@ -246,6 +340,9 @@ func (h *Host) Close() error {
 		if h.dht != nil {
 			errs = append(errs, h.dht.Close())
 		}
+		if h.notifiee != nil {
+			h.host.Network().StopNotify(h.notifiee)
+		}
 		if h.host != nil && h.cfg.Host == nil {
 			errs = append(errs, h.host.Close())
 		} else if h.host != nil {
@@ -253,6 +350,7 @@ func (h *Host) Close() error {
 			// answer on it any more.
 			h.host.RemoveStreamHandler(welcomeProtocol)
 			h.host.RemoveStreamHandler(syncProtocol)
+			h.host.RemoveStreamHandler(groupInfoProtocol)
 		}
 		h.wg.Wait()
 	})

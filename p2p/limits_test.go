@@ -162,3 +162,110 @@ func TestReadFrameGrowsWithData(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledFramesHoldWhatArrived: Welcome streams that announce the
+// largest Welcome, send a little over 1 MiB of it and stall make the
+// receiver hold about what arrived, not the next doubling of it (a buffer
+// that doubles as bytes arrive holds 2 MiB for 1 MiB and a byte).
+func TestStalledFramesHoldWhatArrived(t *testing.T) {
+	const streams, sent = 16, 1<<20 + 1
+	hosts := newHosts(t, 2, func(i int, cfg *Config) {
+		cfg.WelcomeHandler = newInbox().handle
+		cfg.MaxPeerStreams = streams
+		cfg.StreamTimeout = time.Minute
+	})
+	sender, receiver := hosts[0], hosts[1]
+	connect(t, sender, receiver)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sender.SendWelcome(ctx, receiver.ID(), []byte("warm up")); err != nil {
+		t.Fatal(err)
+	}
+	before := heapAlloc()
+	chunk := make([]byte, sent-1) // openStalled sends the first byte
+	for range streams {
+		s := openStalled(t, sender, receiver, welcomeProtocol, DefaultMaxWelcomeSize)
+		if _, err := s.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Until the handlers have read it all, the heap holds less than was
+	// sent; then it holds what the buffers hold.
+	waitFor(t, 20*time.Second, "every stream's bytes read", func() bool {
+		after := heapAlloc()
+		return after > before && after-before >= streams*sent
+	})
+	var grown uint64
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		if after := heapAlloc(); after > before {
+			grown = max(grown, after-before)
+		}
+	}
+	t.Logf("heap grew by %.1f MiB for %d streams that sent %.1f MiB each (%.1f MiB in all)",
+		float64(grown)/(1<<20), streams, float64(sent)/(1<<20), float64(streams*sent)/(1<<20))
+	if limit := uint64(streams*sent) * 5 / 4; grown > limit {
+		t.Fatalf("heap grew by %.1f MiB for %.1f MiB received, want under %.1f MiB",
+			float64(grown)/(1<<20), float64(streams*sent)/(1<<20), float64(limit)/(1<<20))
+	}
+}
+
+// TestWelcomeBuffersAreBounded: inbound Welcomes of all peers hold at most
+// MaxWelcomeBuffers; when a Welcome needs room, the stream that waited
+// longest for bytes is reset to make it, so that an honest Welcome gets
+// through while stalled ones hold the budget.
+func TestWelcomeBuffersAreBounded(t *testing.T) {
+	t.Parallel()
+	const budget = 2 * DefaultMaxWelcomeSize
+	inbox := newInbox()
+	hosts := newHosts(t, 3, func(i int, cfg *Config) {
+		cfg.WelcomeHandler = inbox.handle
+		cfg.MaxWelcomeBuffers = budget
+		cfg.StreamTimeout = time.Minute
+	})
+	hostile, honest, receiver := hosts[0], hosts[1], hosts[2]
+	connect(t, hostile, receiver)
+	connect(t, honest, receiver)
+	// Four stalled streams of 2 MiB each fill the budget.
+	chunk := make([]byte, 2<<20-1)
+	var stalled []network.Stream
+	for range 4 {
+		s := openStalled(t, hostile, receiver, welcomeProtocol, DefaultMaxWelcomeSize)
+		s.Write(chunk)
+		stalled = append(stalled, s)
+	}
+	waitFor(t, 20*time.Second, "the budget to fill", func() bool {
+		return receiver.welcomeBuffers.inUse() > budget-(2<<20)
+	})
+	if n := receiver.welcomeBuffers.inUse(); n > budget {
+		t.Fatalf("Welcome buffers hold %d bytes, budget %d", n, budget)
+	}
+	// Once they have waited a second, an honest Welcome evicts one.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	welcome := bytes.Repeat([]byte{7}, 256<<10)
+	var err error
+	for range 50 {
+		if err = honest.SendWelcome(ctx, receiver.ID(), welcome); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("honest Welcome while stalled streams hold the budget: %v", err)
+	}
+	if n := receiver.welcomeBuffers.inUse(); n > budget {
+		t.Fatalf("Welcome buffers hold %d bytes, budget %d", n, budget)
+	}
+	reset := 0
+	for _, s := range stalled {
+		s.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := s.Read(make([]byte, 1)); errors.Is(err, network.ErrReset) {
+			reset++
+		}
+	}
+	if reset == 0 {
+		t.Fatal("no stalled stream was reset")
+	}
+	t.Logf("%d of %d stalled streams reset", reset, len(stalled))
+}

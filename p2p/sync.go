@@ -54,11 +54,9 @@ func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each 
 	if len(channel) > maxChannelID || len(after) > maxCursor {
 		return fmt.Errorf("%w: channel ID or cursor", ErrTooLarge)
 	}
+	what := "p2p: sync from " + p.String()
 	if err := h.ConnectPeer(ctx, p); err != nil {
-		if ended(ctx) {
-			return fmt.Errorf("p2p: sync from %s: %w", p, ctx.Err())
-		}
-		return err
+		return h.blame(ctx, what, err)
 	}
 	// A cursor seen before means the peer leads Sync round in a circle,
 	// which the page cap would end only after many pages. At most
@@ -67,10 +65,7 @@ func (h *Host) Sync(ctx context.Context, p peer.ID, channel, after []byte, each 
 	for range h.cfg.MaxSyncPages {
 		page, end, err := h.syncPage(ctx, p, channel, after)
 		if err != nil {
-			if ended(ctx) {
-				return fmt.Errorf("p2p: sync from %s: %w", p, ctx.Err())
-			}
-			return err
+			return h.blame(ctx, what, err)
 		}
 		for _, e := range page {
 			if err := each(e); err != nil {
@@ -95,7 +90,7 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 	defer cancel()
 	s, err := h.host.NewStream(ctx, p, syncProtocol)
 	if err != nil {
-		return nil, false, fmt.Errorf("p2p: sync stream to %s: %w", p, err)
+		return nil, false, fmt.Errorf("opening stream: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -104,17 +99,17 @@ func (h *Host) syncPage(ctx context.Context, p peer.ID, channel, after []byte) (
 			s.Close()
 		}
 	}()
-	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	defer guard(ctx, s, h.cfg.StreamTimeout)()
 	w := bufio.NewWriter(s)
 	writeSyncRequest(w, channel, after, uint64(h.cfg.SyncPageLimit))
 	if err := w.Flush(); err != nil {
-		return nil, false, fmt.Errorf("p2p: sync request to %s: %w", p, err)
+		return nil, false, fmt.Errorf("sending request: %w", err)
 	}
 	_ = s.CloseWrite()
 
 	r := bufio.NewReader(s)
 	if err := readStatus(r, ErrSyncRefused); err != nil {
-		return nil, false, fmt.Errorf("p2p: sync from %s: %w", p, err)
+		return nil, false, err
 	}
 	return readSyncPage(r, h.cfg.SyncPageLimit, h.cfg.MaxMessageSize, maxSyncPageSize)
 }
@@ -206,7 +201,7 @@ func (h *Host) handleSync(s network.Stream) {
 	defer h.syncStreams.release(from)
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
-	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	defer guard(ctx, s, h.cfg.StreamTimeout)()
 	r := bufio.NewReader(s)
 	channel, after, limit, err := readSyncRequest(r)
 	if err != nil {

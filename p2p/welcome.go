@@ -29,19 +29,24 @@ const welcomeProtocol = protocol.ID("/spacepanda/welcome/1.0.0")
 // SendWelcome delivers a Welcome to its invitee now, connecting first (via
 // the DHT if need be). It returns nil once the invitee acknowledged it, an
 // error matching ErrWelcomeRejected if the invitee refused it, and any other
-// error when it could not be delivered; QueueWelcome retries those.
+// error when it could not be delivered; QueueWelcome retries those. When
+// ctx is cancelled or reaches its deadline, the exchange ends at once and
+// the error wraps ctx.Err(); ErrProtocol means the invitee broke the
+// protocol or did not answer within StreamTimeout.
 func (h *Host) SendWelcome(ctx context.Context, to peer.ID, welcome []byte) error {
 	return h.sendWelcome(ctx, context.Background(), to, welcome)
 }
 
 // sendWelcome is SendWelcome whose search for the invitee also ends when
 // interrupt does; if the invitee is connected by then, the Welcome goes
-// over that connection. Once the stream is open, only ctx ends it.
-func (h *Host) sendWelcome(ctx, interrupt context.Context, to peer.ID, welcome []byte) error {
+// over that connection. Once the stream is open, only caller's end, Close
+// and StreamTimeout end it.
+func (h *Host) sendWelcome(caller, interrupt context.Context, to peer.ID, welcome []byte) error {
 	if len(welcome) > h.cfg.MaxWelcomeSize {
 		return fmt.Errorf("%w: Welcome of %d bytes, limit %d", ErrTooLarge, len(welcome), h.cfg.MaxWelcomeSize)
 	}
-	ctx, cancel := h.streamContext(ctx)
+	what := "p2p: Welcome to " + to.String()
+	ctx, cancel := h.streamContext(caller)
 	defer cancel()
 	reach, stopReach := context.WithCancel(ctx)
 	defer stopReach()
@@ -49,25 +54,25 @@ func (h *Host) sendWelcome(ctx, interrupt context.Context, to peer.ID, welcome [
 	defer stop()
 	if err := h.ConnectPeer(reach, to); err != nil {
 		if interrupt.Err() == nil || h.host.Network().Connectedness(to) != network.Connected {
-			return err
+			return h.blame(caller, what, err)
 		}
 	}
 	s, err := h.host.NewStream(ctx, to, welcomeProtocol)
 	if err != nil {
-		return fmt.Errorf("p2p: welcome stream to %s: %w", to, err)
+		return h.blame(caller, what+": opening stream", err)
 	}
 	defer s.Close()
-	setDeadline(ctx, s, h.cfg.StreamTimeout)
+	defer guard(ctx, s, h.cfg.StreamTimeout)()
 	w := bufio.NewWriter(s)
 	writeFrame(w, welcome)
 	if err := w.Flush(); err != nil {
 		s.Reset()
-		return fmt.Errorf("p2p: sending Welcome to %s: %w", to, err)
+		return h.blame(caller, what+": sending", err)
 	}
 	_ = s.CloseWrite()
 	if err := readStatus(bufio.NewReader(s), ErrWelcomeRejected); err != nil {
 		s.Reset()
-		return fmt.Errorf("p2p: Welcome to %s: %w", to, err)
+		return h.blame(caller, what, err)
 	}
 	return nil
 }
@@ -83,8 +88,10 @@ func (h *Host) handleWelcome(s network.Stream) {
 	defer s.Close()
 	ctx, cancel := h.streamContext(h.ctx)
 	defer cancel()
-	setDeadline(ctx, s, h.cfg.StreamTimeout)
-	welcome, err := readFrame(bufio.NewReader(s), h.cfg.MaxWelcomeSize)
+	defer guard(ctx, s, h.cfg.StreamTimeout)()
+	held := h.welcomeBuffers.open(func() { s.Reset() })
+	defer held.close()
+	welcome, err := readFrameHeld(bufio.NewReader(s), h.cfg.MaxWelcomeSize, held)
 	if err != nil {
 		h.log.Warn("bad Welcome stream", "remote", from.String(), "err", err)
 		s.Reset()

@@ -153,7 +153,7 @@ func channelOf(c node.ChannelInfo) api.Channel {
 	return api.Channel{
 		Channel: node.ChannelID(c.ID), Name: c.Name, Topic: c.Topic, Epoch: c.Epoch,
 		EpochAuthenticator: c.EpochAuthenticator, Members: c.Members, CipherSuite: c.CipherSuite,
-		State: c.State, CommitPending: c.CommitPending,
+		State: c.State, CommitPending: c.CommitPending, Convergence: c.Convergence, ConvergenceNote: c.ConvergenceNote,
 	}
 }
 

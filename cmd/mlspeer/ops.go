@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -75,14 +76,16 @@ func (p *peer) keyPackage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := p.signer(suiteOf(r))
+	signer, err := p.signer(identity, suiteOf(r))
 	if err != nil {
 		return nil, err
 	}
+	opts.Capabilities = capabilities
 	kp, err := mlsgroup.NewKeyPackage(p.storage, identity, signer, opts, p.rand, at)
 	if err != nil {
 		return nil, err
 	}
+	p.kpSigners[string(kp.Ref())] = signer
 	return keyPackageResponse{KeyPackage: kp.Bytes(), KeyPackageRef: kp.Ref()}, nil
 }
 
@@ -100,20 +103,56 @@ func (p *peer) config(publicHandshake bool) mlsgroup.Config {
 	return mlsgroup.Config{Storage: p.storage, Rand: p.rand, Now: p.now, PublicHandshake: publicHandshake}
 }
 
-// signer returns the peer's signature key for suite, made on first use.
-// One key per suite: a Welcome does not say which of a client's
-// KeyPackages it is for until Join has looked, and Join needs the key of
-// that KeyPackage, so every KeyPackage of a suite shares it.
-func (p *peer) signer(cs mlsgroup.CipherSuite) (*mlsgroup.Signer, error) {
-	if s, ok := p.signers[cs]; ok {
+// capabilities are what the peer's leaves advertise beyond mlsgroup's
+// defaults: the x509 credential type (RFC 9420 §5.3), which mlsgroup
+// carries and whose validation it leaves to the application. This peer
+// validates no credential (its ValidationOptions are the zero value), so
+// it takes x509 members as it takes basic ones; groups that require both
+// in required_capabilities (§11.1), as Wire's do, then accept it.
+var capabilities = mlsgroup.Capabilities{Credentials: []uint16{credentialX509}}
+
+const credentialX509 = 2
+
+// signer returns the signature key of identity in suite, made on first
+// use: one key per identity and suite, which all its KeyPackages, groups
+// and external joins share.
+func (p *peer) signer(identity []byte, cs mlsgroup.CipherSuite) (*mlsgroup.Signer, error) {
+	k := signerKey{string(identity), cs}
+	if s, ok := p.signers[k]; ok {
 		return s, nil
 	}
 	s, err := mlsgroup.GenerateSigner(cs, p.rand)
 	if err != nil {
 		return nil, err
 	}
-	p.signers[cs] = s
+	p.signers[k] = s
 	return s, nil
+}
+
+// welcomeSigner is the key of the first KeyPackage of this peer's that the
+// Welcome names and that the Storage still holds, which is the entry
+// mlsgroup.Join then takes for that key.
+func (p *peer) welcomeSigner(welcome []byte) (*mlsgroup.Signer, error) {
+	refs, err := welcomeRefs(welcome)
+	if err != nil {
+		return nil, err
+	}
+	var used *mlsgroup.Signer
+	for _, ref := range refs {
+		s, ok := p.kpSigners[string(ref)]
+		if !ok {
+			continue
+		}
+		if _, status, err := p.storage.KeyPackage(ref); err == nil && status == mlsgroup.KeyPackageAvailable {
+			return s, nil
+		}
+		used = cmp.Or(used, s)
+	}
+	if used != nil {
+		// Join then says what became of the KeyPackage.
+		return used, nil
+	}
+	return nil, errors.New("the Welcome names no KeyPackage of this peer")
 }
 
 func (p *peer) group(r *request) (*group, error) {
@@ -154,12 +193,13 @@ func (p *peer) createGroup(r *request) (any, error) {
 	if _, ok := p.groups[string(id)]; ok {
 		return nil, fmt.Errorf("group %s already exists in this peer", b64String(id))
 	}
-	signer, err := p.signer(suiteOf(r))
+	signer, err := p.signer(identity, suiteOf(r))
 	if err != nil {
 		return nil, err
 	}
 	public := r.PublicHandshake != nil && *r.PublicHandshake
-	state, err := mlsgroup.CreateGroup(p.config(public), id, identity, signer, mlsgroup.GroupOptions{})
+	leaf := mlsgroup.KeyPackageOptions{Capabilities: capabilities}
+	state, err := mlsgroup.CreateGroup(p.config(public), id, identity, signer, mlsgroup.GroupOptions{Leaf: leaf})
 	if err != nil {
 		return nil, err
 	}
@@ -301,13 +341,9 @@ func (p *peer) join(r *request) (any, error) {
 	if r.Welcome == nil {
 		return nil, errors.New("missing 'welcome'")
 	}
-	cs, err := welcomeSuite(r.Welcome)
+	signer, err := p.welcomeSigner(r.Welcome)
 	if err != nil {
 		return nil, err
-	}
-	signer, ok := p.signers[cs]
-	if !ok {
-		return nil, fmt.Errorf("no key package of this peer is in suite %d", cs)
 	}
 	public := r.PublicHandshake != nil && *r.PublicHandshake
 	joined, err := mlsgroup.Join(p.config(public), r.Welcome, signer, mlsgroup.JoinOptions{RatchetTree: tree})
@@ -339,12 +375,15 @@ func (p *peer) externalJoin(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := p.signer(cs)
+	signer, err := p.signer(identity, cs)
 	if err != nil {
 		return nil, err
 	}
 	public := r.PublicHandshake != nil && *r.PublicHandshake
-	sent, err := mlsgroup.ExternalJoin(p.config(public), r.GroupInfo, identity, signer, mlsgroup.ExternalJoinOptions{RatchetTree: tree})
+	sent, err := mlsgroup.ExternalJoin(p.config(public), r.GroupInfo, identity, signer, mlsgroup.ExternalJoinOptions{
+		RatchetTree: tree,
+		Leaf:        mlsgroup.KeyPackageOptions{Capabilities: capabilities},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +418,7 @@ func (p *peer) process(r *request) (any, error) {
 	epoch := g.state.Epoch()
 	switch rcv.Kind {
 	case mlsgroup.KindApplication:
-		return processResponse{Type: "application", Plaintext: rcv.Plaintext}, nil
+		return applicationResponse{Type: "application", Plaintext: rcv.Plaintext}, nil
 	case mlsgroup.KindProposal:
 		return processResponse{Type: "proposal", Epoch: &epoch}, nil
 	case mlsgroup.KindCommit:

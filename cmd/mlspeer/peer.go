@@ -12,7 +12,7 @@ import (
 )
 
 // peer is one MLS client: the process's one Storage, the groups it is in
-// and the signature keys of the KeyPackages it has published. It is not
+// and the signature keys of the identities it has been asked to act as. It is not
 // safe for concurrent use; serve handles one request at a time, in order.
 type peer struct {
 	storage *mlsgroup.MemoryStorage
@@ -20,18 +20,30 @@ type peer struct {
 	now     func() time.Time
 	diag    io.Writer // diagnostics (stderr); never the protocol stream
 
-	groups  map[string]*group // by group ID
-	signers map[mlsgroup.CipherSuite]*mlsgroup.Signer
+	groups map[string]*group // by group ID
+	// signers holds one signature key per identity and suite: RFC 9420
+	// §7.3 wants the leaves of a group to have distinct signature keys,
+	// so two identities of this peer must not share one.
+	signers map[signerKey]*mlsgroup.Signer
+	// kpSigners is the key that signed each KeyPackage, by its ref, for
+	// join to find from the ref a Welcome names.
+	kpSigners map[string]*mlsgroup.Signer
+}
+
+type signerKey struct {
+	identity string
+	suite    mlsgroup.CipherSuite
 }
 
 func newPeer(rand io.Reader, now func() time.Time, diag io.Writer) *peer {
 	return &peer{
-		storage: new(mlsgroup.MemoryStorage),
-		rand:    rand,
-		now:     now,
-		diag:    diag,
-		groups:  make(map[string]*group),
-		signers: make(map[mlsgroup.CipherSuite]*mlsgroup.Signer),
+		storage:   new(mlsgroup.MemoryStorage),
+		rand:      rand,
+		now:       now,
+		diag:      diag,
+		groups:    make(map[string]*group),
+		signers:   make(map[signerKey]*mlsgroup.Signer),
+		kpSigners: make(map[string]*mlsgroup.Signer),
 	}
 }
 

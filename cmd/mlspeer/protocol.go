@@ -218,11 +218,17 @@ type (
 		Epoch     uint64 `json:"epoch"`
 		LeafIndex uint32 `json:"leaf_index"`
 	}
+	// applicationResponse always carries plaintext, "" when empty: a
+	// peer that leaves an empty field out cannot be told from one that
+	// lost it.
+	applicationResponse struct {
+		Type      string `json:"type"`
+		Plaintext b64    `json:"plaintext"`
+	}
 	processResponse struct {
-		Type      string  `json:"type"`
-		Plaintext b64     `json:"plaintext,omitempty"`
-		Epoch     *uint64 `json:"epoch,omitempty"`
-		Removed   *bool   `json:"removed,omitempty"`
+		Type    string  `json:"type"`
+		Epoch   *uint64 `json:"epoch,omitempty"`
+		Removed *bool   `json:"removed,omitempty"`
 	}
 	messageResponse struct {
 		Message b64 `json:"message"`

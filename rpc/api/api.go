@@ -115,6 +115,10 @@ type Channel struct {
 	CipherSuite        uint16 `json:"cipher_suite"`
 	State              string `json:"state"` // active, leaving, left
 	CommitPending      bool   `json:"commit_pending"`
+	// Convergence is settled, resolving, recovering or unrecoverable
+	// (ConvergenceNote says why).
+	Convergence     string `json:"convergence,omitempty"`
+	ConvergenceNote string `json:"convergence_note,omitempty"`
 }
 
 // ChangeResult is the outcome of a change to a group, returned once the
@@ -210,7 +214,7 @@ type SubscribeResult struct {
 // Event is a notification.
 type Event struct {
 	Cursor     string      `json:"cursor"`
-	Type       string      `json:"type"` // message, member_joined, member_left, member_removed, invite, channel_joined, channel_left, epoch, commit_lost, error
+	Type       string      `json:"type"` // message, member_joined, member_left, member_removed, invite, channel_joined, channel_left, epoch, commit_lost, rewound, rejoined, error
 	Time       time.Time   `json:"time"`
 	Channel    string      `json:"channel,omitempty"`
 	Epoch      uint64      `json:"epoch,omitempty"`
