@@ -22,9 +22,11 @@ const (
 	EvInvited    = "invited"     // the creator invites Peer into Chan
 	EvJoined     = "joined"      // a node joined Chan
 	EvEpoch      = "epoch"       // a node entered Epoch of Chan, whose authenticator is Text
-	EvCommitLost = "commit_lost" // a node's commit lost its epoch and is made again: a rollback
+	EvCommitLost = "commit_lost" // a node's commit lost its epoch and is made again
+	EvRewound    = "rewound"     // a node went back to Epoch of Chan for a late winning commit: a rollback
+	EvRejoined   = "rejoined"    // a node found itself on a branch the group left and rejoined Chan by external commit, into Epoch
 	EvFork       = "fork"        // reserved: the node announces no fork event yet (forks are found from epoch authenticators)
-	EvRejoin     = "rejoin"      // a node opened again on its data (a restart)
+	EvRestart    = "restart"     // a node opened again on its data
 	EvError      = "error"       // a node reported an error event (Err)
 
 	// Harness records, in harness.jsonl.

@@ -148,13 +148,19 @@ func (r *runner) enforceCuts(ctx context.Context) int {
 		r.mu.Unlock()
 		for _, k := range cut {
 			a, b := r.nodes[k[0]].pid(), r.nodes[k[1]].pid()
-			if na := r.mn.Net(a); na != nil && na.Connectedness(b) == network.Connected {
-				_ = r.mn.DisconnectPeers(a, b)
-				closed++
+			if len(r.mn.LinksBetweenPeers(a, b)) > 0 {
+				r.record(Record{Ev: EvError, Err: fmt.Sprintf("a link between %s and %s is back while cut", r.nodes[k[0]].name, r.nodes[k[1]].name)})
 			}
-			if nb := r.mn.Net(b); nb != nil && nb.Connectedness(a) == network.Connected {
-				_ = r.mn.DisconnectPeers(b, a)
-				closed++
+			for _, p := range [][2]int{k, {k[1], k[0]}} {
+				na := r.mn.Net(r.nodes[p[0]].pid())
+				if na == nil {
+					continue
+				}
+				for _, c := range na.ConnsToPeer(r.nodes[p[1]].pid()) {
+					r.record(Record{Ev: EvRecut, Node: "", Peer: r.nodes[p[0]].name + "-" + r.nodes[p[1]].name, Text: connDesc(c)})
+					_ = c.Close()
+					closed++
+				}
 			}
 		}
 	}
@@ -179,4 +185,15 @@ func (r *runner) isolate(n int) {
 			r.unlink(n, b, fmt.Sprint("offline ", n))
 		}
 	}
+}
+
+// connDesc says what a connection over a cut link was: its direction,
+// age and the protocols of its streams, which name who dialled it.
+func connDesc(c network.Conn) string {
+	st := c.Stat()
+	var protos []string
+	for _, s := range c.GetStreams() {
+		protos = append(protos, string(s.Protocol()))
+	}
+	return fmt.Sprintf("%s, opened %s ago, streams %v", st.Direction, time.Since(st.Opened).Round(time.Millisecond), protos)
 }

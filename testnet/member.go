@@ -36,6 +36,10 @@ type chanInfo struct {
 	Auth          string
 	Members       int
 	CommitPending bool
+	// Convergence is the member's own word on its view (node's
+	// Convergence* states): a member still "resolving" or "recovering"
+	// has not converged even if its epoch matches.
+	Convergence string
 }
 
 // event is a node event as either kind of member reports it.
@@ -121,7 +125,7 @@ func (m inproc) Info(ch string) (chanInfo, error) {
 	if err != nil {
 		return chanInfo{}, err
 	}
-	return chanInfo{Epoch: info.Epoch, Auth: info.EpochAuthenticator, Members: info.Members, CommitPending: info.CommitPending}, nil
+	return chanInfo{Epoch: info.Epoch, Auth: info.EpochAuthenticator, Members: info.Members, CommitPending: info.CommitPending, Convergence: info.Convergence}, nil
 }
 
 func (m inproc) PublishKeyPackages(ctx context.Context) error { return m.n.PublishKeyPackages(ctx) }

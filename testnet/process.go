@@ -232,7 +232,7 @@ func (d *daemon) Info(ch string) (chanInfo, error) {
 	if err != nil {
 		return chanInfo{}, err
 	}
-	return chanInfo{Epoch: c.Epoch, Auth: c.EpochAuthenticator, Members: c.Members, CommitPending: c.CommitPending}, nil
+	return chanInfo{Epoch: c.Epoch, Auth: c.EpochAuthenticator, Members: c.Members, CommitPending: c.CommitPending, Convergence: c.Convergence}, nil
 }
 
 // PublishKeyPackages has no RPC: the daemon's publisher runs on its own,

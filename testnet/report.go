@@ -98,13 +98,20 @@ type Report struct {
 	JoinMs      Latency       `json:"join_ms"`
 	Convergence []Convergence `json:"convergence"`
 	Epochs      int           `json:"epochs"`
-	// Rollbacks are the commits that lost their epoch and were made
-	// again (the node's commit_lost event). Forks are the (channel,
-	// epoch) pairs that members entered with more than one epoch
-	// authenticator: rival states of one epoch, found from the epoch
-	// records, since the node announces no fork event; ForkedEpochs
-	// names them.
+	// Rollbacks are the rewinds: a member that had entered an epoch by
+	// one commit went back for a late winning rival (the node's rewound
+	// event). Rejoins are the members that found themselves on a branch
+	// the group left and came back by external commit (rejoined).
+	// CommitsLost are the member's own commits that lost their epoch and
+	// were made again (commit_lost). Forks are the (channel, epoch) pairs
+	// that members entered with more than one epoch authenticator: rival
+	// states of one epoch, found from the epoch records, since the node
+	// announces no fork event; ForkedEpochs names them. A fork healed by
+	// rewinds or rejoins still counts here: whether it healed is what
+	// Convergence says.
 	Rollbacks    int      `json:"rollbacks"`
+	Rejoins      int      `json:"rejoins"`
+	CommitsLost  int      `json:"commits_lost"`
 	Forks        int      `json:"forks"`
 	ForkedEpochs []string `json:"forked_epochs,omitempty"`
 	Errors       int      `json:"errors"`
@@ -197,7 +204,11 @@ func Analyze(recs []Record, sc *Scenario) (*Report, error) {
 				auths[k][r.Text] = true
 			}
 		case EvCommitLost:
+			rep.CommitsLost++
+		case EvRewound:
 			rep.Rollbacks++
+		case EvRejoined:
+			rep.Rejoins++
 		case EvFork:
 			rep.Forks++
 		case EvError:
@@ -432,8 +443,8 @@ func (rep *Report) Summary(w io.Writer) {
 		p("  lost by node: %s\n", strings.Join(parts, " "))
 	}
 	p("  join ms    n %d p50 %.1f p95 %.1f max %.1f\n", rep.JoinMs.N, rep.JoinMs.P50, rep.JoinMs.P95, rep.JoinMs.Max)
-	p("  epochs %d  rollbacks %d  forks %d  errors %d  peak Go memory %.0f MB  max RSS %.0f MB\n",
-		rep.Epochs, rep.Rollbacks, rep.Forks, rep.Errors, rep.PeakHeapMB, rep.MaxRSSMB)
+	p("  epochs %d  commits lost %d  rollbacks %d  rejoins %d  forks %d  errors %d  peak Go memory %.0f MB  max RSS %.0f MB\n",
+		rep.Epochs, rep.CommitsLost, rep.Rollbacks, rep.Rejoins, rep.Forks, rep.Errors, rep.PeakHeapMB, rep.MaxRSSMB)
 	if len(rep.ForkedEpochs) > 0 {
 		f := rep.ForkedEpochs
 		if len(f) > 8 {

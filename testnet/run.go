@@ -436,7 +436,7 @@ func (n *tnode) start(ctx context.Context) error {
 	r.byID[m.ID()] = n
 	r.mu.Unlock()
 	if restarted {
-		r.record(Record{Node: n.name, Ev: EvRejoin})
+		r.record(Record{Node: n.name, Ev: EvRestart})
 	}
 	go func() {
 		defer close(done)
@@ -548,6 +548,12 @@ func (n *tnode) handle(m member, e event) {
 		r.record(rec)
 	case node.EventCommitLost:
 		rec.Ev = EvCommitLost
+		r.record(rec)
+	case node.EventRewound:
+		rec.Ev = EvRewound
+		r.record(rec)
+	case node.EventRejoined:
+		rec.Ev = EvRejoined
 		r.record(rec)
 	case node.EventError:
 		rec.Ev, rec.Err = EvError, e.Body
@@ -741,6 +747,8 @@ func (r *runner) converged(cs *chanState, after uint64) (bool, string) {
 			return false, fmt.Sprintf("%s sees %d members of %d", r.nodes[m].name, info.Members, len(cs.members))
 		case info.CommitPending:
 			return false, fmt.Sprintf("%s has a commit pending", r.nodes[m].name)
+		case info.Convergence != "" && info.Convergence != node.ConvergenceSettled:
+			return false, fmt.Sprintf("%s is %s", r.nodes[m].name, info.Convergence)
 		case info.Epoch <= after && after > 0:
 			return false, fmt.Sprintf("%s is still in epoch %d", r.nodes[m].name, info.Epoch)
 		}

@@ -1,13 +1,15 @@
 // Command spacepanda-testnet runs testnet scenarios and analyses their
 // logs again.
 //
-//	spacepanda-testnet run SCENARIO.toml [--out DIR] [--baseline] [--quiet]
+//	spacepanda-testnet run SCENARIO.toml [--out DIR] [--baseline] [--quiet] [--cpuprofile FILE]
 //	spacepanda-testnet analyze DIR
 //
 // run plays the scenario on real nodes (package testnet), prints the
 // summary and, with --out, writes DIR/report.json, DIR/events/*.jsonl and
 // the charts; --baseline also plays its message load on raw gossipsub
-// between the same hosts. analyze rebuilds report.json and the charts
+// between the same hosts; --cpuprofile writes a CPU profile of the whole
+// run (for go tool pprof: in mocknet and loopback modes the nodes run in
+// this process, so it shows where their time goes). analyze rebuilds report.json and the charts
 // from DIR/events alone. The exit status is 0 when the scenario's
 // assertions hold, 1 when one fails, 2 when the run could not be made.
 package main
@@ -19,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		out      string
 		baseline bool
 		quiet    bool
+		cpuprof  string
 	)
 	runCmd := &cobra.Command{
 		Use:   "run SCENARIO.toml",
@@ -55,6 +59,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			sc, err := testnet.LoadScenario(args[0])
 			if err != nil {
 				return err
+			}
+			if cpuprof != "" {
+				f, err := os.Create(cpuprof)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			opts := testnet.Options{Out: out, Baseline: baseline}
 			if !quiet {
@@ -77,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCmd.Flags().StringVar(&out, "out", "", "write report.json, the event logs and the charts into this directory")
 	runCmd.Flags().BoolVar(&baseline, "baseline", false, "also run the message load on raw gossipsub, and report the ratios")
 	runCmd.Flags().BoolVar(&quiet, "quiet", false, "no progress display on stderr")
+	runCmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write a CPU profile of the run to this file")
 	analyzeCmd := &cobra.Command{
 		Use:   "analyze DIR",
 		Short: "Rebuild a run's report and charts from its event logs",
