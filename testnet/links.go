@@ -132,6 +132,33 @@ func (r *runner) enforceCuts(ctx context.Context) int {
 		return 0
 	}
 	closed := 0
+	// A connection that lives less than a tick escapes the ticker: each
+	// host also reports every connection it opens, and one over a cut
+	// link is logged and closed at once.
+	idx := map[string]int{}
+	for i, n := range r.nodes {
+		idx[n.id] = i
+	}
+	nb := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		a, okA := idx[c.LocalPeer().String()]
+		b, okB := idx[c.RemotePeer().String()]
+		if !okA || !okB {
+			return
+		}
+		r.mu.Lock()
+		isCut := len(r.cut[pair(a, b)]) > 0
+		r.mu.Unlock()
+		if isCut {
+			r.record(Record{Ev: EvRecut, Peer: r.nodes[a].name + "-" + r.nodes[b].name, Text: "opened while cut: " + connDesc(c)})
+			go c.Close()
+		}
+	}}
+	for _, n := range r.nodes {
+		if na := r.mn.Net(n.pid()); na != nil {
+			na.Notify(nb)
+			defer na.StopNotify(nb)
+		}
+	}
 	tk := time.NewTicker(100 * time.Millisecond)
 	defer tk.Stop()
 	for {
