@@ -80,6 +80,7 @@ var rules = []rule{
 	{"keypkgdir", []string{"p2p", "store", "node", "rpc", "testnet", "cmd", "cli"},
 		append([]string{"github.com/libp2p/go-libp2p-kad-dht", "github.com/libp2p/go-libp2p-pubsub"}, leveldb...)},
 	{"node", []string{"rpc", "testnet", "cmd", "cli"}, nil},
+	{"testnet", []string{"cmd", "cli"}, nil},
 	{"cli", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
 	{"cmd/spacepanda", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet"}, append(append([]string{}, network[1:]...), leveldb...)},
 	// netlab drives ip and nft: it knows nothing of spacepanda or libp2p,
@@ -87,6 +88,12 @@ var rules = []rule{
 	{"internal/netlab", []string{"mlsgroup", "store", "p2p", "node", "rpc", "config", "keypkgdir", "testnet", "cmd", "cli", "internal/proctest"},
 		append(append([]string{}, network[1:]...), leveldb...)},
 }
+
+// testnetImports are the project packages testnet may import.
+// It drives daemons (process mode) as a client does, through rpc/client,
+// never through the server package.
+var testnetImports = map[string]bool{"node": true, "node/nodetest": true, "p2p": true, "store": true, "config": true,
+	"rpc/api": true, "rpc/client": true}
 
 func denied(dep string, ru rule) bool {
 	if r, ok := strings.CutPrefix(dep, module+"/"); ok {
@@ -128,12 +135,27 @@ func TestImportArrows(t *testing.T) {
 				}
 			}
 		}
+		// The testnet drives nodes as a user's program would, and starts
+		// them as the tests do: it imports only these of the project.
 		if under(r, "testnet") {
+			for _, dep := range p.Deps {
+				if dep == module+"/rpc" {
+					t.Errorf("%s depends on the rpc server: it drives daemons through rpc/client", r)
+				}
+			}
+			for _, dep := range p.Imports {
+				if d, ok := strings.CutPrefix(dep, module+"/"); ok && !testnetImports[d] {
+					t.Errorf("%s imports %s: the testnet may import only %v", r, d, testnetImports)
+				}
+			}
 			continue
+		}
+		if r == "cmd/spacepanda-testnet" {
+			continue // the one importer of testnet
 		}
 		for _, dep := range p.Deps {
 			if strings.HasPrefix(dep, module+"/testnet") {
-				t.Errorf("%s depends on %s: nothing may import testnet", r, dep)
+				t.Errorf("%s depends on %s: nothing may import testnet but its command", r, dep)
 			}
 		}
 	}
@@ -192,9 +214,14 @@ func TestMLSGroupIsPure(t *testing.T) {
 func isTestSupport(path string) bool { return strings.HasSuffix(path, "test") }
 
 // TestTestSupportOnlyInTests keeps test-support packages out of the
-// product: no package's non-test files import one.
+// product: no package's non-test files import one. The testnet is the
+// exception: it is itself a harness of real nodes, started as the tests
+// start them (node/nodetest), and only its own command imports it.
 func TestTestSupportOnlyInTests(t *testing.T) {
 	for _, p := range listPackages(t) {
+		if under(rel(p.ImportPath), "testnet") {
+			continue
+		}
 		for _, imp := range p.Imports {
 			if strings.HasPrefix(imp, module+"/") && isTestSupport(imp) {
 				t.Errorf("%s imports the test-support package %s outside its tests", rel(p.ImportPath), rel(imp))

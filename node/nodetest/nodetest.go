@@ -105,19 +105,7 @@ func (c *Cluster) bootstrap(self *Peer) []string {
 func (p *Peer) Start() {
 	t := p.c.T
 	t.Helper()
-	cfg := node.Config{
-		DataDir:        p.Dir,
-		ListenAddrs:    Loopback,
-		BootstrapPeers: p.c.bootstrap(p),
-		DHTMode:        p2p.DHTServer,
-		SettleWindow:   300 * time.Millisecond,
-		SyncInterval:   2 * time.Second,
-		P2P: p2p.Config{
-			WelcomeRetryMax: time.Second, PublishWait: 2 * time.Second, StreamTimeout: 10 * time.Second,
-			MailboxInterval: 2 * time.Second,
-		},
-		Logger: logger(p.Name),
-	}
+	cfg := Config(p.Dir, p.Name, p.c.bootstrap(p))
 	if mn := p.c.Mock; mn != nil {
 		cfg.ListenAddrs = nil
 		cfg.NewHost = func(key crypto.PrivKey) (host.Host, error) {
@@ -125,28 +113,7 @@ func (p *Peer) Start() {
 			p.c.next++
 			i := p.c.next
 			p.c.mu.Unlock()
-			addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
-			if err != nil {
-				return nil, err
-			}
-			if h := mn.Host(peerOf(key)); h != nil {
-				// A restart: mocknet cannot forget a peer, so the host
-				// outlives the node (see restartable).
-				return restartable{h}, nil
-			}
-			h, err := mn.AddPeer(key, addr)
-			if err != nil {
-				return nil, err
-			}
-			for _, other := range mn.Peers() {
-				if other != h.ID() && len(mn.LinksBetweenPeers(h.ID(), other)) == 0 {
-					if _, err := mn.LinkPeers(h.ID(), other); err != nil {
-						return nil, err
-					}
-				}
-			}
-			mn.SetLinkDefaults(p.c.Links)
-			return restartable{h}, nil
+			return MocknetHost(mn, i, key, p.c.Links)
 		}
 	}
 	if p.c.Configure != nil {
@@ -179,10 +146,62 @@ func (p *Peer) Start() {
 	t.Cleanup(p.Stop)
 }
 
-// restartable is a mocknet host whose Close ends what a process exit
-// would (its connections, and the protocols the node registered) but not
-// the host: mocknet has no way to remove a peer, and AddPeer refuses a
-// key it has seen, so a node restarted on mocknet gets the same host back.
+// Config is the node configuration of every test node and of the
+// testnet: short settle and sync intervals, so that a test or a simulated
+// run sees commits and catch-up in seconds rather than the production
+// defaults' minutes. The node listens on loopback and bootstraps from
+// bootstrap.
+func Config(dir, name string, bootstrap []string) node.Config {
+	return node.Config{
+		DataDir:        dir,
+		ListenAddrs:    Loopback,
+		BootstrapPeers: bootstrap,
+		DHTMode:        p2p.DHTServer,
+		SettleWindow:   300 * time.Millisecond,
+		SyncInterval:   2 * time.Second,
+		P2P: p2p.Config{
+			WelcomeRetryMax: time.Second, PublishWait: 2 * time.Second, StreamTimeout: 10 * time.Second,
+			MailboxInterval: 2 * time.Second,
+		},
+		Logger: logger(name),
+	}
+}
+
+// MocknetHost is a node's host on mn (a node.Config.NewHost): the
+// index'th peer's address, linked with opts to every peer already on mn.
+// A key mn has seen gets its old host back: mocknet cannot forget a peer,
+// so a restarted node runs on the host it had (see Restartable).
+func MocknetHost(mn mocknet.Mocknet, index int, key crypto.PrivKey, opts mocknet.LinkOptions) (host.Host, error) {
+	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", index>>16&255, index>>8&255, index&255))
+	if err != nil {
+		return nil, err
+	}
+	if h := mn.Host(peerOf(key)); h != nil {
+		return Restartable(h), nil
+	}
+	h, err := mn.AddPeer(key, addr)
+	if err != nil {
+		return nil, err
+	}
+	mn.SetLinkDefaults(opts)
+	for _, other := range mn.Peers() {
+		if other != h.ID() && len(mn.LinksBetweenPeers(h.ID(), other)) == 0 {
+			if _, err := mn.LinkPeers(h.ID(), other); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return Restartable(h), nil
+}
+
+// Restartable wraps a mocknet host so that its Close ends what a process
+// exit would (its connections, and the protocols the node registered)
+// but not the host: mocknet has no way to remove a peer, and AddPeer
+// refuses a key it has seen, so a node restarted on mocknet gets the same
+// host back, and the testnet's baseline runs raw gossipsub on the hosts
+// the nodes ran on.
+func Restartable(h host.Host) host.Host { return restartable{h} }
+
 type restartable struct{ host.Host }
 
 // hostProtocols are the basic host's own protocols, which a node does not
