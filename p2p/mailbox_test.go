@@ -229,3 +229,23 @@ func mustPairKey(tb testing.TB, own *ecdh.PrivateKey, other, inviter, invitee pe
 	}
 	return k
 }
+
+// FuzzMailboxPublic: the peer IDs a mailbox check reads come from DHT
+// provider records, anyone's to write; whatever their bytes, computing a
+// hint key fails cleanly or succeeds.
+func FuzzMailboxPublic(f *testing.F) {
+	_, p := identity(f)
+	f.Add([]byte(p))
+	f.Add([]byte{0x00, 0x24, 0x08, 0x01, 0x12, 0x20})
+	f.Add(append([]byte{0x00, 0x24, 0x08, 0x01, 0x12, 0x20}, make([]byte, 32)...))
+	k, self := identity(f)
+	own := mustMailbox(f, k)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		other := peer.ID(b)
+		if _, err := pairKey(own, other, other, self); err == nil {
+			if _, err := mailboxPublic(other); err != nil {
+				t.Fatal("a hint key for a peer ID without a mailbox key")
+			}
+		}
+	})
+}
