@@ -203,18 +203,20 @@ var (
 )
 
 // serveSync serves a channel's log to its members, after a cursor that is
-// the big-endian sequence number of the last entry sent.
+// the big-endian sequence number of the last entry sent: no more than
+// maxBytes of messages but for a first one, read from at most twice that of
+// the log.
 //
 // A refusal reaches the asking peer as its text, so every refusal to one
 // who is no member reads the same: which channels this node is in, and
 // who their members are, is not the business of anyone who asks.
-func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byte, limit int) ([]p2p.SyncEntry, error) {
+func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byte, limit, maxBytes int) ([]p2p.SyncEntry, bool, error) {
 	c, err := n.channel(channelID)
 	if err != nil {
-		return nil, errNotServed
+		return nil, false, errNotServed
 	}
 	if _, ok := c.snap.Load().peers[from]; !ok {
-		return nil, errNotServed
+		return nil, false, errNotServed
 	}
 	var seq uint64
 	switch len(after) {
@@ -222,19 +224,35 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byt
 	case 8:
 		seq = binary.BigEndian.Uint64(after)
 	default:
-		return nil, errors.New("malformed cursor")
+		return nil, false, errors.New("malformed cursor")
 	}
-	page, err := n.st.LogAfter(channelID, seq, limit)
+	// A log record holds a message's plaintext next to it, up to twice
+	// what is served of it, so the read is bounded at twice the budget
+	// and the page cut at the budget below.
+	page, err := n.st.LogAfterWithin(channelID, seq, limit, 2*maxBytes)
 	if err != nil {
 		n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "err", err)
-		return nil, errSyncUnavailable
+		return nil, false, errSyncUnavailable
+	}
+	// Whether the log goes on is its head's to say: a page may be short
+	// because of the budget, and skipping the asker's own messages below
+	// shortens it too.
+	more := false
+	if len(page) > 0 {
+		head, err := n.st.LogHead(channelID)
+		if err != nil {
+			n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "err", err)
+			return nil, false, errSyncUnavailable
+		}
+		more = page[len(page)-1].Seq < head
 	}
 	entries := make([]p2p.SyncEntry, 0, len(page))
+	total := 0
 	for i, e := range page {
 		rec, err := parseLogRecord(e.Data)
 		if err != nil {
 			n.cfg.Logger.Error("serving a sync", "channel", ChannelID(channelID), "seq", e.Seq, "err", err)
-			return nil, errSyncUnavailable
+			return nil, false, errSyncUnavailable
 		}
 		// The asker's own application messages are in its log (a send is
 		// persisted before it is published): sending them back doubled a
@@ -243,7 +261,10 @@ func (n *Node) serveSync(_ context.Context, from peer.ID, channelID, after []byt
 		if (rec.Kind == logApplication || rec.Kind == logResent) && peer.ID(rec.Sender) == from && i < len(page)-1 {
 			continue
 		}
+		if total += len(rec.Message); len(entries) > 0 && total > maxBytes {
+			return entries, true, nil
+		}
 		entries = append(entries, p2p.SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, e.Seq), Data: rec.Message})
 	}
-	return entries, nil
+	return entries, more, nil
 }

@@ -216,6 +216,12 @@ type Config struct {
 	// SyncPageLimit caps the entries of one sync page, asked and served;
 	// zero means 128.
 	SyncPageLimit int
+	// SyncPageBytes is the budget of one served sync page: the data of its
+	// entries stays within it, but for a first entry, which always goes
+	// (up to MaxMessageSize) so that a sync moves on. The provider is
+	// handed it before it reads the log. Zero means DefaultSyncPageBytes;
+	// at most 8 MiB, the most a requester reads in one page.
+	SyncPageBytes int
 	// MaxSyncPages caps the pages one Sync call fetches, so that a peer
 	// cannot keep it paging for ever; past it Sync fails with ErrTooLarge,
 	// and another call resumes from the last cursor it handed over. Zero
@@ -263,6 +269,11 @@ const (
 	DefaultMaxMessageSize = 1 << 20
 	// DefaultMaxWelcomeSize is the largest Welcome.
 	DefaultMaxWelcomeSize = 4 << 20
+	// DefaultSyncPageBytes is a served sync page's budget: one message of
+	// DefaultMaxMessageSize, or a few thousand chat messages; a peer that
+	// syncs from many members at once makes each of them read and hold
+	// about this much per stream, not the 8 MiB a page may carry.
+	DefaultSyncPageBytes = 1 << 20
 )
 
 // config is Config with defaults filled in and strings parsed.
@@ -316,6 +327,10 @@ func (c Config) validate() (*config, error) {
 	setDefault(&cfg.MailboxInterval, 10*time.Minute)
 	setDefault(&cfg.SyncPageLimit, 128)
 	setDefault(&cfg.MaxSyncPages, 1024)
+	setDefault(&cfg.SyncPageBytes, DefaultSyncPageBytes)
+	if cfg.SyncPageBytes < 0 || cfg.SyncPageBytes > maxSyncPageSize {
+		return nil, fmt.Errorf("%w: SyncPageBytes %d outside 1..%d", ErrConfig, cfg.SyncPageBytes, maxSyncPageSize)
+	}
 	setDefault(&cfg.StreamTimeout, 30*time.Second)
 	setDefault(&cfg.MaxPeerStreams, 4)
 	setDefault(&cfg.MaxWelcomeBuffers, max(64<<20, 2*cfg.MaxWelcomeSize))

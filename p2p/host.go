@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -67,6 +68,9 @@ type Host struct {
 	ps   *pubsub.PubSub
 	mdns mdns.Service
 	out  *outbox
+	// mailbox is the identity key in X25519 form, for the mailbox hint
+	// keys; nil when the identity is not Ed25519 (no mailbox).
+	mailbox *ecdh.PrivateKey
 
 	// gate shuts out peers past MaxRejections; notifiee closes their
 	// connections on injected hosts, which have no gater of ours.
@@ -110,9 +114,11 @@ func New(ctx context.Context, c Config) (h *Host, err error) {
 	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
 	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
 	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
-	h.puts = newPutBudget(cfg.MaxPeerPuts, cfg.PeerPutInterval)
-	h.welcomeBuffers = newBufferBudget(cfg.MaxWelcomeBuffers)
-	h.validated = &validated{records: make(map[[32]byte]validatedEntry)}
+	if h.mailbox, err = mailboxPrivate(cfg.Identity); errors.Is(err, errNoMailbox) {
+		err = nil
+	} else if err != nil {
+		return nil, fmt.Errorf("p2p: mailbox key: %w", err)
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

@@ -36,11 +36,15 @@ type SyncEntry struct {
 }
 
 // SyncProvider serves a channel's log: up to limit entries after the cursor
-// after (nil means from the start), in log order. Returning fewer than
-// limit entries says the log has nothing more for now. A non-nil error
-// refuses the request, for instance to a peer that is not a member of the
-// channel; its text is the reason the requester sees.
-type SyncProvider func(ctx context.Context, from peer.ID, channel, after []byte, limit int) ([]SyncEntry, error)
+// after (nil means from the start), in log order, and whether the log has
+// more after them. maxBytes (Config.SyncPageBytes) is the page's budget
+// for the entries' data: the provider stops before the entry that would
+// take the page past it, and reads no further, but always serves a first
+// entry when the log has one, however large, so that a sync moves on; p2p
+// cuts a page that goes over all the same. A non-nil error refuses the
+// request, for instance to a peer that is not a member of the channel; its
+// text is the reason the requester sees.
+type SyncProvider func(ctx context.Context, from peer.ID, channel, after []byte, limit, maxBytes int) (entries []SyncEntry, more bool, err error)
 
 // Sync fetches the entries of a channel's log that peer p holds after the
 // cursor after (nil for all of them), in order, page by page, calling each
@@ -214,23 +218,24 @@ func (h *Host) handleSync(s network.Stream) {
 		after = nil
 	}
 
-	entries, refusal := h.cfg.SyncProvider(ctx, from, channel, after, int(limit))
-	end := len(entries) < int(limit)
+	entries, more, refusal := h.cfg.SyncProvider(ctx, from, channel, after, int(limit), h.cfg.SyncPageBytes)
 	if len(entries) > int(limit) {
-		entries = entries[:limit]
+		entries, more = entries[:limit], true
 	}
-	// Keep the page within its byte budget; what is cut comes next page.
+	// Keep the page within its byte budget, past which only a first entry
+	// may go; what is cut comes next page.
 	total := 0
 	for i, e := range entries {
 		if len(e.Cursor) == 0 || len(e.Cursor) > maxCursor || len(e.Data) > h.cfg.MaxMessageSize {
 			refusal = fmt.Errorf("sync provider returned an unservable entry")
 			break
 		}
-		if total += len(e.Data); total > maxSyncPageSize {
-			entries, end = entries[:i], false
+		if total += len(e.Data); total > h.cfg.SyncPageBytes && i > 0 {
+			entries, more = entries[:i], true
 			break
 		}
 	}
+	end := !more
 
 	w := bufio.NewWriter(s)
 	writeStatus(w, refusal)

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -34,24 +35,30 @@ func (l *channelLog) len() int {
 	return len(l.entries)
 }
 
-func (l *channelLog) provide(_ context.Context, from peer.ID, channel, after []byte, limit int) ([]SyncEntry, error) {
+// provide serves the log as a SyncProvider should: within limit and, but
+// for a first entry, within maxBytes.
+func (l *channelLog) provide(_ context.Context, from peer.ID, channel, after []byte, limit, maxBytes int) ([]SyncEntry, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !bytes.Equal(channel, testChannel) {
-		return nil, fmt.Errorf("unknown channel")
+		return nil, false, fmt.Errorf("unknown channel")
 	}
 	if l.members != nil && !l.members[from] {
-		return nil, fmt.Errorf("not a member")
+		return nil, false, fmt.Errorf("not a member")
 	}
 	start := uint64(0)
 	if after != nil {
 		start = binary.BigEndian.Uint64(after)
 	}
 	var page []SyncEntry
-	for i := start; i < uint64(len(l.entries)) && len(page) < limit; i++ {
+	total := 0
+	for i := start; i < uint64(len(l.entries)); i++ {
+		if total += len(l.entries[i]); len(page) == limit || len(page) > 0 && total > maxBytes {
+			return page, true, nil
+		}
 		page = append(page, SyncEntry{Cursor: binary.BigEndian.AppendUint64(nil, i+1), Data: l.entries[i]})
 	}
-	return page, nil
+	return page, false, nil
 }
 
 // TestSyncCatchUp is acceptance 4's building block: a member that is
@@ -157,19 +164,19 @@ func TestSyncPageBounds(t *testing.T) {
 	t.Parallel()
 	calls := 0
 	var mu sync.Mutex
-	provider := func(_ context.Context, _ peer.ID, _, after []byte, limit int) ([]SyncEntry, error) {
+	provider := func(_ context.Context, _ peer.ID, _, after []byte, limit, _ int) ([]SyncEntry, bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
 		if limit != 4 {
-			return nil, fmt.Errorf("limit %d, want 4", limit)
+			return nil, false, fmt.Errorf("limit %d, want 4", limit)
 		}
 		// Always the same ten entries, with the same cursor.
 		page := make([]SyncEntry, 10)
 		for i := range page {
 			page[i] = SyncEntry{Cursor: []byte("same"), Data: []byte("x")}
 		}
-		return page, nil
+		return page, false, nil
 	}
 	hosts := newHosts(t, 2, func(i int, cfg *Config) {
 		cfg.SyncProvider = provider
@@ -197,11 +204,11 @@ type endlessLog struct {
 	wait  time.Duration // before each page
 }
 
-func (l *endlessLog) provide(ctx context.Context, _ peer.ID, _, after []byte, limit int) ([]SyncEntry, error) {
+func (l *endlessLog) provide(ctx context.Context, _ peer.ID, _, after []byte, limit, _ int) ([]SyncEntry, bool, error) {
 	select {
 	case <-time.After(l.wait):
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -211,7 +218,7 @@ func (l *endlessLog) provide(ctx context.Context, _ peer.ID, _, after []byte, li
 		page[i] = SyncEntry{Cursor: []byte(fmt.Sprintf("%d.%d", l.pages, i)), Data: []byte("x")}
 	}
 	page[limit-1].Cursor = l.next(after)
-	return page, nil
+	return page, true, nil
 }
 
 // countUp gives the cursors 1, 2, 3, ...
@@ -280,5 +287,90 @@ func TestSyncContextEnds(t *testing.T) {
 	err := hosts[0].Sync(ctx, hosts[1].ID(), testChannel, nil, func(SyncEntry) error { return nil })
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrProtocol) {
 		t.Fatalf("sync past ctx's deadline: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestSyncPageBudget: a served page's data stays within SyncPageBytes (1
+// MiB by default), whether the provider keeps to the budget it is handed
+// or not, but for a first entry, which always goes, so that a log of
+// entries larger than the budget still syncs, one per page; every entry
+// arrives, in order.
+func TestSyncPageBudget(t *testing.T) {
+	t.Parallel()
+	const entries, size = 100, 64 << 10
+	for _, tc := range []struct {
+		name   string
+		budget int // SyncPageBytes; zero for the default
+		greedy bool
+	}{
+		{"a provider keeping to the budget", 0, false},
+		{"a provider ignoring the budget", 0, true},
+		{"entries larger than the budget", 16 << 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			log := &channelLog{}
+			for i := range entries {
+				log.append(bytes.Repeat([]byte{byte(i)}, size))
+			}
+			var mu sync.Mutex
+			var budgets []int
+			provider := func(ctx context.Context, from peer.ID, channel, after []byte, limit, maxBytes int) ([]SyncEntry, bool, error) {
+				mu.Lock()
+				budgets = append(budgets, maxBytes)
+				mu.Unlock()
+				if tc.greedy {
+					maxBytes = 1 << 30
+				}
+				return log.provide(ctx, from, channel, after, limit, maxBytes)
+			}
+			hosts := newHosts(t, 2, func(i int, cfg *Config) {
+				cfg.SyncProvider = provider
+				cfg.SyncPageBytes = tc.budget
+			})
+			connect(t, hosts[0], hosts[1])
+			budget := cmp.Or(tc.budget, DefaultSyncPageBytes)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+
+			var after []byte
+			pages, got := 0, 0
+			for {
+				page, end, err := hosts[0].syncPage(ctx, hosts[1].ID(), testChannel, after)
+				if err != nil {
+					t.Fatal(err)
+				}
+				total := 0
+				for _, e := range page {
+					if want := bytes.Repeat([]byte{byte(got)}, size); !bytes.Equal(e.Data, want) {
+						t.Fatalf("entry %d out of order", got)
+					}
+					total += len(e.Data)
+					got++
+				}
+				if len(page) == 0 && !end {
+					t.Fatalf("page %d: empty, and not the end", pages)
+				}
+				if len(page) > 1 && total > budget {
+					t.Fatalf("page %d: %d entries, %d bytes of data; budget %d", pages, len(page), total, budget)
+				}
+				pages++
+				if end || len(page) == 0 {
+					break
+				}
+				after = page[len(page)-1].Cursor
+			}
+			if got != entries {
+				t.Fatalf("synced %d entries, want %d", got, entries)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, b := range budgets {
+				if b != budget {
+					t.Fatalf("provider handed a budget of %d, want %d", b, budget)
+				}
+			}
+			t.Logf("%d entries of %d bytes in %d pages, budget %d", got, size, pages, budget)
+		})
 	}
 }

@@ -4,20 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
-	"github.com/multiformats/go-multihash"
 )
 
 // welcomeProtocol delivers one Welcome per stream:
@@ -175,8 +171,8 @@ func parsePendingWelcome(data []byte) (*PendingWelcome, error) {
 // connects, and meanwhile retries with growing delays (up to
 // WelcomeRetryMax), looking the invitee up in the DHT; it also leaves a
 // mailbox hint in the DHT, so that the invitee, when it comes online, finds
-// and connects to this host; the hint tells anyone who asks that this host
-// has a Welcome for the invitee (see mailboxKey). It stops when the invitee
+// and connects to this host; only the two of them can tell whose hint it
+// is (see the package doc, Mailboxes). It stops when the invitee
 // acknowledges or refuses the Welcome, or when it expires, and reports
 // which to WelcomeDone.
 func (h *Host) QueueWelcome(w PendingWelcome) error {
@@ -443,94 +439,4 @@ func earliest(t time.Time, ts ...time.Time) time.Time {
 		}
 	}
 	return t
-}
-
-// mailboxKey is the DHT provider key under which hosts holding Welcomes for
-// p announce themselves. It leaks: anyone who knows p's peer ID, which is
-// public, can look it up for as long as the provider record lives (48 hours
-// after its last renewal, so past the Welcome's delivery) and learn which
-// hosts hold a Welcome for p, that is, who is adding p to a group, though
-// not to which group. The README's outbox section says more.
-func mailboxKey(p peer.ID) cid.Cid {
-	sum := sha256.Sum256(append([]byte("spacepanda mailbox\x00"), p...))
-	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256)
-	return cid.NewCidV1(cid.Raw, mh)
-}
-
-// leaveHint announces in the DHT that this host holds Welcomes for to.
-func (h *Host) leaveHint(to peer.ID) bool {
-	ctx, cancel := h.streamContext(h.ctx)
-	defer cancel()
-	if err := h.dht.Provide(ctx, mailboxKey(to), true); err != nil {
-		h.log.Debug("mailbox hint not stored", "to", to.String(), "err", err)
-		return false
-	}
-	return true
-}
-
-// checkMailbox connects to every host that announced Welcomes for this one;
-// their outboxes then deliver. It reports whether the DHT could be asked.
-func (h *Host) checkMailbox() bool {
-	if h.dht.RoutingTable().Size() == 0 {
-		return false
-	}
-	ctx, cancel := h.streamContext(h.ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	dialers := make(chan struct{}, mailboxDialers)
-	for ai := range h.dht.FindProvidersAsync(ctx, mailboxKey(h.host.ID()), maxMailboxProviders) {
-		if ai.ID == h.host.ID() || h.connected(ai.ID) {
-			continue
-		}
-		select {
-		case dialers <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-dialers }()
-			dialMailboxProvider(ctx, h, ai)
-		})
-	}
-	wg.Wait()
-	return true
-}
-
-// Anyone can announce itself under a host's mailbox key, for nothing, so
-// one check dials at most maxMailboxProviders of those it finds, and at
-// most mailboxDialers at once.
-const (
-	maxMailboxProviders = 16
-	mailboxDialers      = 4
-)
-
-// dialMailboxProvider connects to a host that announced Welcomes for h. A
-// variable, so that a test can count the dials.
-var dialMailboxProvider = func(ctx context.Context, h *Host, ai peer.AddrInfo) {
-	if len(ai.Addrs) > 0 && h.host.Connect(ctx, ai) == nil {
-		return
-	}
-	if err := h.ConnectPeer(ctx, ai.ID); err != nil {
-		h.log.Debug("host holding Welcomes unreachable", "remote", ai.ID.String(), "err", err)
-	}
-}
-
-// mailboxLoop checks the mailbox as soon as the DHT has peers, then every
-// MailboxInterval.
-func (h *Host) mailboxLoop() {
-	delay := 100 * time.Millisecond
-	for {
-		if h.checkMailbox() {
-			delay = h.cfg.MailboxInterval
-		} else {
-			delay = min(2*delay, 5*time.Second)
-		}
-		select {
-		case <-time.After(delay):
-		case <-h.ctx.Done():
-			return
-		}
-	}
 }

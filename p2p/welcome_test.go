@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -174,7 +175,7 @@ func TestWelcomeToOfflineInvitee(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.viaBootstrap {
-				waitForHint(t, hosts[1:], inviter.ID(), invitee)
+				waitForHint(t, hosts[1:], inviter, invitee)
 			}
 			// Let the first attempts fail and back off.
 			time.Sleep(1500 * time.Millisecond)
@@ -201,23 +202,34 @@ func TestWelcomeToOfflineInvitee(t *testing.T) {
 }
 
 // waitForHint waits until one of hosts stores the inviter's mailbox hint
-// for the invitee.
-func waitForHint(tb testing.TB, hosts []*Host, inviter, invitee peer.ID) {
+// for the invitee, and its beacon.
+func waitForHint(tb testing.TB, hosts []*Host, inviter *Host, invitee peer.ID) {
 	tb.Helper()
+	key, err := pairKey(inviter.mailbox, invitee, inviter.ID(), invitee)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	waitFor(tb, 15*time.Second, "the mailbox hint", func() bool {
-		for _, h := range hosts {
-			provs, err := h.dht.ProviderStore().GetProviders(context.Background(), mailboxKey(invitee).Hash())
-			if err != nil {
-				tb.Fatal(err)
-			}
-			for _, p := range provs {
-				if p.ID == inviter {
-					return true
-				}
+		return storedBy(tb, hosts, key, inviter.ID()) && storedBy(tb, hosts, beaconKey, inviter.ID())
+	})
+}
+
+// storedBy reports whether one of hosts stores a provider record of p
+// under key.
+func storedBy(tb testing.TB, hosts []*Host, key cid.Cid, p peer.ID) bool {
+	tb.Helper()
+	for _, h := range hosts {
+		provs, err := h.dht.ProviderStore().GetProviders(context.Background(), key.Hash())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, ai := range provs {
+			if ai.ID == p {
+				return true
 			}
 		}
-		return false
-	})
+	}
+	return false
 }
 
 // TestWelcomeOutboxSurvivesRestart: a pending Welcome is kept in the
@@ -380,9 +392,10 @@ func TestWelcomeFirstAttemptDelivers(t *testing.T) {
 	}
 }
 
-// TestMailboxDialsAreBounded: anyone can announce itself under a host's
-// mailbox key, so a host that finds 24 such announcements dials at most
-// maxMailboxProviders of them, mailboxDialers at a time.
+// TestMailboxDialsAreBounded: anyone can announce itself under the beacon
+// and under its own hint key for a host, so a host that finds 24 such
+// announcements dials at most maxMailboxProviders of them, mailboxDialers
+// at a time.
 func TestMailboxDialsAreBounded(t *testing.T) {
 	hosts := newHosts(t, 1, nil)
 	dht := hosts[0]
@@ -391,9 +404,19 @@ func TestMailboxDialsAreBounded(t *testing.T) {
 	cfg.Identity = key
 	ctx := context.Background()
 	for range 24 {
-		_, p := identity(t)
-		if err := dht.dht.ProviderStore().AddProvider(ctx, mailboxKey(self).Hash(), peer.AddrInfo{ID: p}); err != nil {
+		pk, p := identity(t)
+		own, err := mailboxPrivate(pk)
+		if err != nil {
 			t.Fatal(err)
+		}
+		hint, err := pairKey(own, self, p, self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []cid.Cid{beaconKey, hint} {
+			if err := dht.dht.ProviderStore().AddProvider(ctx, key.Hash(), peer.AddrInfo{ID: p}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 

@@ -43,7 +43,21 @@ func (s *Store) LogAfter(channel []byte, after uint64, limit int) ([]LogEntry, e
 		return nil, nil
 	}
 	r := &util.Range{Start: logKey(channel, after+1), Limit: prefixEnd(logPrefix(channel))}
-	return s.logPage(channel, r, false, limit)
+	return s.logPage(channel, r, false, limit, 0)
+}
+
+// LogAfterWithin is LogAfter that also stops before the entry that would
+// take the data of the page past maxBytes, but for a first entry, which
+// it always returns: a sync provider holds no more than it may serve.
+func (s *Store) LogAfterWithin(channel []byte, after uint64, limit, maxBytes int) ([]LogEntry, error) {
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("%w: log page budget %d", ErrInvalidArgument, maxBytes)
+	}
+	r := &util.Range{Start: logKey(channel, after+1), Limit: prefixEnd(logPrefix(channel))}
+	return s.logPage(channel, r, false, limit, maxBytes)
 }
 
 // LogBefore returns up to limit entries of channel with sequence numbers
@@ -51,10 +65,12 @@ func (s *Store) LogAfter(channel []byte, after uint64, limit int) ([]LogEntry, e
 // and pass the last Seq of a page to get the one before it.
 func (s *Store) LogBefore(channel []byte, before uint64, limit int) ([]LogEntry, error) {
 	r := &util.Range{Start: logPrefix(channel), Limit: logKey(channel, before)}
-	return s.logPage(channel, r, true, limit)
+	return s.logPage(channel, r, true, limit, 0)
 }
 
-func (s *Store) logPage(channel []byte, r *util.Range, reverse bool, limit int) ([]LogEntry, error) {
+// logPage reads up to limit entries and, when maxBytes is above zero, up
+// to maxBytes of their data, but for a first entry.
+func (s *Store) logPage(channel []byte, r *util.Range, reverse bool, limit, maxBytes int) ([]LogEntry, error) {
 	if err := checkID("channel ID", channel); err != nil {
 		return nil, err
 	}
@@ -63,7 +79,11 @@ func (s *Store) logPage(channel []byte, r *util.Range, reverse bool, limit int) 
 	}
 	p := len(logPrefix(channel))
 	var page []LogEntry
+	total := 0
 	err := s.scan("read log", r, reverse, func(k, v []byte) bool {
+		if total += len(v); maxBytes > 0 && len(page) > 0 && total > maxBytes {
+			return false
+		}
 		page = append(page, LogEntry{Seq: binary.BigEndian.Uint64(k[p:]), Data: v})
 		return len(page) < limit
 	})

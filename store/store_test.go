@@ -318,3 +318,48 @@ func TestLogPaging(t *testing.T) {
 		t.Errorf("the other channel was touched: %v", p)
 	}
 }
+
+// TestLogAfterWithin: a page stops before the entry that would take its
+// data past the budget, but always holds a first entry, however large;
+// paging on from its last entry misses none.
+func TestLogAfterWithin(t *testing.T) {
+	s := openTest(t, t.TempDir(), nil)
+	ch := []byte("channel")
+	sizes := []int{10, 10, 10, 50, 10, 10}
+	for i, n := range sizes {
+		var b Batch
+		b.AppendLog(ch, nil, bytes.Repeat([]byte{byte('a' + i)}, n))
+		commit(t, s, &b)
+	}
+	var pages [][]uint64
+	for cur := uint64(0); ; {
+		p, err := s.LogAfterWithin(ch, cur, 10, 25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) == 0 {
+			break
+		}
+		var seqs []uint64
+		for _, e := range p {
+			if want := bytes.Repeat([]byte{byte('a' + e.Seq - 1)}, sizes[e.Seq-1]); !bytes.Equal(e.Data, want) {
+				t.Fatalf("entry %d holds %q", e.Seq, e.Data)
+			}
+			seqs = append(seqs, e.Seq)
+		}
+		pages = append(pages, seqs)
+		cur = p[len(p)-1].Seq
+	}
+	// 10+10 fit 25, a third 10 does not; 50 alone goes over, as a first
+	// entry; then 10+10.
+	want := [][]uint64{{1, 2}, {3}, {4}, {5, 6}}
+	if !slices.EqualFunc(pages, want, slices.Equal) {
+		t.Fatalf("pages %v, want %v", pages, want)
+	}
+	if p, _ := s.LogAfterWithin(ch, 0, 1, 1000); len(p) != 1 {
+		t.Fatalf("limit 1 gave %d entries", len(p))
+	}
+	if _, err := s.LogAfterWithin(ch, 0, 10, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("zero budget: %v", err)
+	}
+}
