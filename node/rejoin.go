@@ -85,7 +85,7 @@ type rejoinState struct {
 	// silent counts the rounds in a row in which no member answered.
 	silent int
 	// agreed is the last epoch a round found this member in the group's
-	// view with at least one other member; ok says there was one.
+	// view with more than half of the members; ok says there was one.
 	agreed   uint64
 	agreedOK bool
 	rejoins  atomic.Uint64 // for tests
@@ -247,7 +247,12 @@ func (c *channel) checkView(ctx context.Context) {
 	}
 	if best == me {
 		c.rj.diverged = 0
-		if len(votes[me]) > 1 {
+		// Agreement counts as the group's only from more than half of
+		// the members: in a partition the smaller half agrees with
+		// itself on a branch that may lose, and a rejoin naming an epoch
+		// of that branch as the last shared one would start the re-sends
+		// of both sides after the fork, losing what was sent between.
+		if len(votes[me]) > 1 && 2*len(votes[me]) > len(others)+1 {
 			c.rj.agreed, c.rj.agreedOK = me.epoch, true
 		}
 		c.setConvergence(ctx, "", "")
