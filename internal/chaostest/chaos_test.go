@@ -38,7 +38,8 @@ func env(t *testing.T, name string, def uint64) uint64 {
 // epoch with one epoch authenticator and hold every acknowledged message
 // exactly once. SPACEPANDA_CHAOS_SEED replays a schedule (it is logged,
 // and named again on failure); SPACEPANDA_CHAOS_SECONDS (15) and
-// SPACEPANDA_CHAOS_MEMBERS (5) size it.
+// SPACEPANDA_CHAOS_MEMBERS (5) size it; SPACEPANDA_CHAOS_LOGS names a
+// directory that keeps the daemons' logs of a failed run.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons under a chaos schedule")
@@ -65,6 +66,17 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 
 	c := chaostest.NewCluster(ctx, t, p.Members)
+	if dir := os.Getenv("SPACEPANDA_CHAOS_LOGS"); dir != "" {
+		t.Cleanup(func() {
+			if t.Failed() {
+				if err := c.SaveLogs(dir, fmt.Sprint(seed)); err != nil {
+					t.Log(err)
+				} else {
+					t.Logf("the daemons' logs are in %s/%d-*.log", dir, seed)
+				}
+			}
+		})
+	}
 	r := c.Run(ctx, seed, sched)
 	c.AwaitConverged(ctx, r, bound)
 	var failed []string

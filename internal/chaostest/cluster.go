@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -291,4 +292,18 @@ func (c *Cluster) History(ctx context.Context, m *Member) ([]api.Message, error)
 		}
 		before = page[0].Seq
 	}
+}
+
+// SaveLogs copies every daemon's stderr over all its starts to
+// dir/<prefix>-<name>.log, for a failure worth reading at length.
+func (c *Cluster) SaveLogs(dir, prefix string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, m := range c.Members {
+		if err := os.WriteFile(filepath.Join(dir, prefix+"-"+m.Name+".log"), []byte(m.Daemon.Log()), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 // Sent is a message whose send the daemon acknowledged.
 type Sent struct {
 	ID, Text, From string
+	Event          int           // its index in the schedule
+	Acked          time.Duration // when the daemon acknowledged it, from the schedule's start
 }
 
 // Result is what running a schedule did.
@@ -28,6 +31,8 @@ type Result struct {
 	Lag      time.Duration  // how far the run fell behind the schedule at worst
 	Epoch    uint64         // the final epoch, once converged
 	Converge time.Duration  // from the end of the schedule to convergence
+
+	sched []Event
 }
 
 // opTimeout bounds one send or commit: a commit in a partition or while
@@ -42,7 +47,7 @@ const opTimeout = time.Minute
 // daemon that is down and waits for the sends and commits in flight.
 func (c *Cluster) Run(ctx context.Context, seed uint64, sched []Event) *Result {
 	c.t.Helper()
-	r := &Result{Failed: map[string]int{}}
+	r := &Result{Failed: map[string]int{}, sched: sched}
 	var mu sync.Mutex
 	fail := func(kind string, err error) {
 		name := "error"
@@ -94,7 +99,7 @@ func (c *Cluster) Run(ctx context.Context, seed uint64, sched []Event) *Result {
 					return
 				}
 				mu.Lock()
-				r.Sent = append(r.Sent, Sent{ID: res.ID, Text: text, From: m.Name})
+				r.Sent = append(r.Sent, Sent{ID: res.ID, Text: text, From: m.Name, Event: n, Acked: time.Since(start)})
 				mu.Unlock()
 			})
 		case Commit:
@@ -160,50 +165,85 @@ func (c *Cluster) Run(ctx context.Context, seed uint64, sched []Event) *Result {
 // every acknowledged message in its history; then it checks that each
 // is there exactly once and that no message shows twice (by ID or by
 // text: a re-send must keep its ID). A failure reports what each member
-// shows.
+// shows, and for the messages missing somewhere who has them and what the
+// schedule was doing when they were sent.
 func (c *Cluster) AwaitConverged(ctx context.Context, r *Result, bound time.Duration) {
 	c.t.Helper()
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, bound)
+	wctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var infos []api.Channel
-	missing := map[string]int{}
-	for {
-		var ok bool
-		ok, infos = c.converged(ctx, c.Members)
-		if ok {
-			clear(missing)
-			for _, m := range c.Members {
-				h, err := c.History(ctx, m)
-				if err != nil {
-					missing[m.Name] = -1
-					continue
-				}
-				have := map[string]bool{}
-				for _, msg := range h {
-					have[msg.ID] = true
-				}
-				for _, s := range r.Sent {
-					if !have[s.ID] {
-						missing[m.Name]++
-					}
-				}
-			}
-			if len(missing) == 0 {
-				break
+	progress := time.NewTicker(15 * time.Second)
+	defer progress.Stop()
+	infos := make([]api.Channel, len(c.Members))
+	holders := map[string][]string{} // acknowledged message ID -> members holding it
+	poll := func(ctx context.Context) bool {
+		ok, now := c.converged(ctx, c.Members)
+		for i, in := range now {
+			if in.Channel != "" || infos[i].Channel == "" {
+				infos[i] = in
 			}
 		}
-		select {
-		case <-ctx.Done():
-			var b strings.Builder
-			for i, m := range c.Members {
-				in := infos[i]
-				fmt.Fprintf(&b, "\n%s: epoch %d auth %.16s members %d pending %v state %s convergence %s %s; missing %d of %d acknowledged messages",
-					m.Name, in.Epoch, in.EpochAuthenticator, in.Members, in.CommitPending, in.State, in.Convergence, in.ConvergenceNote, missing[m.Name], len(r.Sent))
+		clear(holders)
+		complete := true
+		for _, m := range c.Members {
+			h, err := c.History(ctx, m)
+			if err != nil {
+				complete = false
+				continue
 			}
-			c.t.Fatalf("not converged %s after the schedule:%s", bound, b.String())
+			for _, msg := range h {
+				holders[msg.ID] = append(holders[msg.ID], m.Name)
+			}
+		}
+		for _, s := range r.Sent {
+			if len(holders[s.ID]) < len(c.Members) {
+				complete = false
+			}
+		}
+		return ok && complete
+	}
+	report := func() string {
+		var b strings.Builder
+		missing := map[string]int{}
+		for _, s := range r.Sent {
+			for _, m := range c.Members {
+				if !slices.Contains(holders[s.ID], m.Name) {
+					missing[m.Name]++
+				}
+			}
+		}
+		for i, m := range c.Members {
+			in := infos[i]
+			fmt.Fprintf(&b, "\n%s: epoch %d auth %.16s members %d pending %v state %s convergence %s %s; missing %d of %d acknowledged messages",
+				m.Name, in.Epoch, in.EpochAuthenticator, in.Members, in.CommitPending, in.State, in.Convergence, in.ConvergenceNote, missing[m.Name], len(r.Sent))
+		}
+		shown := 0
+		for _, s := range r.Sent {
+			if len(holders[s.ID]) == len(c.Members) {
+				continue
+			}
+			if shown++; shown > 40 {
+				fmt.Fprintf(&b, "\n(and more)")
+				break
+			}
+			fmt.Fprintf(&b, "\nmissing somewhere: %q (%s), acknowledged after %s; held by %v; %s",
+				s.Text, s.ID, s.Acked.Round(time.Millisecond), holders[s.ID], r.stateAt(c, s.Event))
+		}
+		return b.String()
+	}
+	for !poll(wctx) {
+		select {
+		case <-wctx.Done():
+			// The last poll may have failed on the deadline: one more,
+			// outside it, for the report.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+			poll(rctx)
+			rcancel()
+			c.t.Fatalf("not converged %s after the schedule:%s", bound, report())
+		case <-progress.C:
+			c.t.Logf("%s after the schedule, not converged yet:%s", time.Since(began).Round(time.Second), report())
 		case <-tick.C:
 		}
 	}
@@ -240,4 +280,42 @@ func (c *Cluster) AwaitConverged(ctx context.Context, r *Result, bound time.Dura
 			c.t.Errorf("%s's history (%d messages) is not exactly once: %s", m.Name, len(h), strings.Join(dup, "; "))
 		}
 	}
+}
+
+// stateAt says what the schedule had done by event n: who was down, the
+// partition in place, and the faults of the 5 s before.
+func (r *Result) stateAt(c *Cluster, n int) string {
+	down := map[int]bool{}
+	var cut []int
+	var recent []string
+	at := r.sched[n].At
+	for _, e := range r.sched[:n] {
+		switch e.Kind {
+		case Kill:
+			down[e.Members[0]] = true
+		case Restart:
+			delete(down, e.Members[0])
+		case Partition:
+			cut = e.Members
+		case Heal:
+			cut = nil
+		}
+		if e.Kind != Send && at-e.At < 5*time.Second {
+			var names []string
+			for _, i := range e.Members {
+				names = append(names, c.Members[i].Name)
+			}
+			recent = append(recent, fmt.Sprintf("%s %v at %s", e.Kind, names, e.At.Round(time.Millisecond)))
+		}
+	}
+	var ds, cs []string
+	for i, m := range c.Members {
+		if down[i] {
+			ds = append(ds, m.Name)
+		}
+	}
+	for _, i := range cut {
+		cs = append(cs, c.Members[i].Name)
+	}
+	return fmt.Sprintf("sent at %s as event %d: down %v, cut off %v; before it: %s", at.Round(time.Millisecond), n, ds, cs, strings.Join(recent, ", "))
 }
