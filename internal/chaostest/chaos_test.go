@@ -38,7 +38,9 @@ func env(t *testing.T, name string, def uint64) uint64 {
 // epoch with one epoch authenticator and hold every acknowledged message
 // exactly once. SPACEPANDA_CHAOS_SEED replays a schedule (it is logged,
 // and named again on failure); SPACEPANDA_CHAOS_SECONDS (15) and
-// SPACEPANDA_CHAOS_MEMBERS (5) size it; SPACEPANDA_CHAOS_LOGS names a
+// SPACEPANDA_CHAOS_MEMBERS (5) size it; SPACEPANDA_CHAOS_SYNC_MS (3000) is
+// the daemons' sync interval, whose rounds also compare views (the
+// default, 30 s, would make a rejoin take a minute, too long for CI); SPACEPANDA_CHAOS_LOGS names a
 // directory that keeps the daemons' logs of a failed run.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
@@ -52,6 +54,7 @@ func TestChaos(t *testing.T) {
 		Members:  int(env(t, "SPACEPANDA_CHAOS_MEMBERS", 5)),
 		Duration: time.Duration(env(t, "SPACEPANDA_CHAOS_SECONDS", 15)) * time.Second,
 	}
+	syncEvery := time.Duration(env(t, "SPACEPANDA_CHAOS_SYNC_MS", 3000)) * time.Millisecond
 	sched := chaostest.Generate(seed, p)
 	counts := chaostest.Count(sched)
 	t.Logf("seed %d: %d members, %s: %s", seed, p.Members, p.Duration, chaostest.CountString(counts))
@@ -65,7 +68,7 @@ func TestChaos(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+p.Duration+2*bound)
 	defer cancel()
 
-	c := chaostest.NewCluster(ctx, t, p.Members)
+	c := chaostest.NewCluster(ctx, t, p.Members, "--sync-interval", syncEvery.String())
 	if dir := os.Getenv("SPACEPANDA_CHAOS_LOGS"); dir != "" {
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -83,10 +86,10 @@ func TestChaos(t *testing.T) {
 	for k, n := range r.Failed {
 		failed = append(failed, fmt.Sprintf("%s ×%d", k, n))
 	}
-	t.Logf("chaos summary: seed %d, %d members, schedule %s (ran %s, lagged %s at worst), events %s; "+
+	t.Logf("chaos summary: seed %d, %d members, sync every %s, schedule %s (ran %s, lagged %s at worst), events %s; "+
 		"%d messages acknowledged, %d commits; failed: [%s]; converged %s after the schedule at epoch %d; "+
 		"rewound %d, rejoined %d, commits lost and made again %d",
-		seed, p.Members, p.Duration, r.Took.Round(time.Millisecond), r.Lag.Round(time.Millisecond), chaostest.CountString(counts),
+		seed, p.Members, syncEvery, p.Duration, r.Took.Round(time.Millisecond), r.Lag.Round(time.Millisecond), chaostest.CountString(counts),
 		len(r.Sent), r.Commits, strings.Join(failed, ", "), r.Converge.Round(time.Millisecond), r.Epoch,
 		c.Events("rewound"), c.Events("rejoined"), c.Events("commit_lost"))
 }

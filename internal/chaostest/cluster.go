@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -80,11 +81,11 @@ func freePort(t testing.TB, addr netip.Addr) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// NewCluster starts n daemons and makes them one channel: the first
-// creates it and invites the others one by one. Every daemon bootstraps
-// from the first on its first start, and from all the others on every
-// later one.
-func NewCluster(ctx context.Context, t testing.TB, n int) *Cluster {
+// NewCluster starts n daemons with the flags in flags and makes them one
+// channel: the first creates it and invites the others one by one. Every
+// daemon bootstraps from the first on its first start, and from all the
+// others on every later one.
+func NewCluster(ctx context.Context, t testing.TB, n int, flags ...string) *Cluster {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("chaostest needs nftables: %v", err)
@@ -105,8 +106,9 @@ func NewCluster(ctx context.Context, t testing.TB, n int) *Cluster {
 		}
 	})
 	for i, m := range c.Members {
+		m.Daemon.Args = slices.Clone(flags)
 		if i > 0 {
-			m.Daemon.Args = []string{"--bootstrap", c.Members[0].Addr}
+			m.Daemon.Args = append(m.Daemon.Args, "--bootstrap", c.Members[0].Addr)
 		}
 		c.start(ctx, m)
 		id, err := m.Client().Identity(ctx)
@@ -117,7 +119,7 @@ func NewCluster(ctx context.Context, t testing.TB, n int) *Cluster {
 		m.Addr = m.Daemon.Listen + "/p2p/" + id.PeerID
 	}
 	for _, m := range c.Members {
-		m.Daemon.Args = nil
+		m.Daemon.Args = slices.Clone(flags)
 		for _, o := range c.Members {
 			if o != m {
 				m.Daemon.Args = append(m.Daemon.Args, "--bootstrap", o.Addr)
