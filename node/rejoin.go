@@ -82,6 +82,8 @@ type rejoinState struct {
 	// group's view; lastBest is the group's epoch in the last of them.
 	diverged int
 	lastBest uint64
+	// divergedAt is when the first of those rounds ran.
+	divergedAt time.Time
 	// silent counts the rounds in a row in which no member answered.
 	silent int
 	// agreed is the last epoch a round found this member in the group's
@@ -263,6 +265,23 @@ func (c *channel) checkView(ctx context.Context) {
 	if c.rj.diverged > 0 && best.epoch > me.epoch && me.epoch >= c.rj.lastBest {
 		c.rj.diverged = 0
 	}
+	// Rounds are kicked (reconnections, rejoins, re-sends) as well as
+	// timed, and two of them can be milliseconds apart: the second counts
+	// only once the commits the first saw had time to settle here.
+	// Otherwise a member one commit behind, with that commit in its
+	// settle window, rejoins; the others merge its external commit, one
+	// of them makes its lost commit again, the member is one behind
+	// again, and the epoch runs away faster than messages can be read.
+	now := c.n.cfg.Now()
+	if c.rj.diverged == 1 {
+		if wait := c.divergeGrace() - now.Sub(c.rj.divergedAt); wait > 0 {
+			time.AfterFunc(wait, c.requestSync)
+			return
+		}
+	}
+	if c.rj.diverged == 0 {
+		c.rj.divergedAt = now
+	}
 	c.rj.diverged++
 	c.rj.lastBest = best.epoch
 	if c.rj.diverged < 2 {
@@ -283,6 +302,13 @@ func (c *channel) checkView(ctx context.Context) {
 	if ctx.Err() == nil {
 		c.setConvergence(ctx, ConvergenceUnrecoverable, "rejoining failed: "+errors.Join(errs...).Error())
 	}
+}
+
+// divergeGrace is how long after a round that found this member off the
+// group's view the next one may confirm it: a settle window for the
+// commits that round saw to arrive and settle, twice, and a second.
+func (c *channel) divergeGrace() time.Duration {
+	return 2*c.n.cfg.SettleWindow + time.Second
 }
 
 // errNotInGroupInfo: the group's view has no leaf of this node to resync.

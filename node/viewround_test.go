@@ -49,4 +49,54 @@ func TestPartitionBeyondWindowWithViewRounds(t *testing.T) {
 			awaitOnce(ctx, t, p, pc.ch, w)
 		}
 	}
+	var rejoins uint64
+	for _, p := range pc.all {
+		rejoins += p.Rejoins(pc.ch)
+	}
+	t.Logf("%d rejoins", rejoins)
+}
+
+// TestTwoMembersRejoinOnce: the two members of a group fork beyond the
+// rewind window (a partition in which each commits seven times) and
+// meet again with view rounds running often (kicked by every rejoin and
+// reconnection). The one whose branch loses rejoins; the other must
+// merge that external commit, not take the rejoiner's newer epoch for
+// the group's and rejoin off it in turn, back and forth (a rejoin storm
+// that raised the epoch faster than messages could be read; found by the
+// chaos test, seed 1001).
+func TestTwoMembersRejoinOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a partition")
+	}
+	pc := newPartitionCluster(t, 2, 100*time.Millisecond)
+	ctx := testContext(t, 2*time.Minute)
+	a, b := pc.all[:1], pc.all[1:]
+	pc.split(t, a, b)
+	var want []string
+	for h, half := range [][]*nodetest.Peer{a, b} {
+		for k := range 7 {
+			if err := half[0].Update(ctx, pc.ch); err != nil {
+				t.Fatalf("half %d: update %d: %v", h, k, err)
+			}
+			body := fmt.Sprintf("half %d commit %d", h, k)
+			if _, err := half[0].Send(ctx, pc.ch, body); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, body)
+		}
+	}
+	pc.heal(t, a, b)
+	awaitStormConverged(ctx, t, pc.ch, len(pc.all), pc.all)
+	for _, p := range pc.all {
+		for _, w := range want {
+			awaitOnce(ctx, t, p, pc.ch, w)
+		}
+	}
+	var rejoins uint64
+	for _, p := range pc.all {
+		rejoins += p.Rejoins(pc.ch)
+	}
+	if rejoins > 2 {
+		t.Errorf("%d rejoins for one fork of two members", rejoins)
+	}
 }
