@@ -45,6 +45,9 @@ type Config struct {
 	// SettleWindow is how long a node waits for competing commits of one
 	// epoch before it applies the one it has chosen.
 	SettleWindow Duration `toml:"settle_window"`
+	// SyncInterval is how often a node asks the members of each channel
+	// for what it missed and compares its view of the group with theirs.
+	SyncInterval Duration `toml:"sync_interval"`
 
 	KeyPackages KeyPackages `toml:"key_packages"`
 	NAT         NAT         `toml:"nat"`
@@ -155,6 +158,7 @@ func Default() Config {
 		MDNS:         true,
 		AutoAccept:   []string{},
 		SettleWindow: Duration{time.Second},
+		SyncInterval: Duration{30 * time.Second},
 		KeyPackages: KeyPackages{
 			BatchSize:    8,
 			Lifetime:     Duration{28 * 24 * time.Hour},

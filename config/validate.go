@@ -77,6 +77,7 @@ func validate(c *Config, from map[string]string) []error {
 		return true
 	}
 	positive("settle_window", c.SettleWindow)
+	positive("sync_interval", c.SyncInterval)
 	kp := c.KeyPackages
 	if kp.BatchSize <= 0 {
 		bad("key_packages.batch_size", "must be at least 1, got %d", kp.BatchSize)

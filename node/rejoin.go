@@ -80,13 +80,14 @@ type rejoinState struct {
 	state, note string
 	// diverged counts the rounds in a row that found this member off the
 	// group's view; lastView and lastMine are the group's view and this
-	// member's in the last of them.
+	// member's in the last of them, divergedAt when the first ran.
 	diverged           int
 	lastView, lastMine viewKey
+	divergedAt         time.Time
 	// silent counts the rounds in a row in which no member answered.
 	silent int
 	// agreed is the last epoch a round found this member in the group's
-	// view with at least one other member; ok says there was one.
+	// view with more than half of the members; ok says there was one.
 	agreed   uint64
 	agreedOK bool
 	rejoins  atomic.Uint64 // for tests
@@ -251,7 +252,12 @@ func (c *channel) checkView(ctx context.Context) {
 	}
 	if best == me {
 		c.rj.diverged = 0
-		if len(votes[me]) > 1 {
+		// Agreement counts as the group's only from more than half of
+		// the members: in a partition the smaller half agrees with
+		// itself on a branch that may lose, and a rejoin naming an epoch
+		// of that branch as the last shared one would start the re-sends
+		// of both sides after the fork, losing what was sent between.
+		if len(votes[me]) > 1 && 2*len(votes[me]) > len(others)+1 {
 			c.rj.agreed, c.rj.agreedOK = me.epoch, true
 		}
 		c.setConvergence(ctx, "", "")
@@ -268,6 +274,23 @@ func (c *channel) checkView(ctx context.Context) {
 		return
 	case c.rj.diverged > 0 && (best != c.rj.lastView || me != c.rj.lastMine):
 		c.rj.diverged = 0
+	}
+	// Rounds are kicked (reconnections, rejoins, re-sends) as well as
+	// timed, and two of them can be milliseconds apart: the second counts
+	// only once the commits the first saw had time to settle here.
+	// Otherwise a member one commit behind, with that commit in its
+	// settle window, rejoins; the others merge its external commit, one
+	// of them makes its lost commit again, the member is one behind
+	// again, and the epoch runs away faster than messages can be read.
+	now := c.n.cfg.Now()
+	if c.rj.diverged == 1 {
+		if wait := c.divergeGrace() - now.Sub(c.rj.divergedAt); wait > 0 {
+			time.AfterFunc(wait, c.requestSync)
+			return
+		}
+	}
+	if c.rj.diverged == 0 {
+		c.rj.divergedAt = now
 	}
 	c.rj.diverged++
 	c.rj.lastView, c.rj.lastMine = best, me
@@ -289,6 +312,13 @@ func (c *channel) checkView(ctx context.Context) {
 	if ctx.Err() == nil {
 		c.setConvergence(ctx, ConvergenceUnrecoverable, "rejoining failed: "+errors.Join(errs...).Error())
 	}
+}
+
+// divergeGrace is how long after a round that found this member off the
+// group's view the next one may confirm it: a settle window for the
+// commits that round saw to arrive and settle, twice, and a second.
+func (c *channel) divergeGrace() time.Duration {
+	return 2*c.n.cfg.SettleWindow + time.Second
 }
 
 // errNotInGroupInfo: the group's view has no leaf of this node to resync.

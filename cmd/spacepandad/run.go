@@ -37,6 +37,7 @@ var (
 		"socket":        "socket",
 		"mdns":          "mdns",
 		"settle-window": "settle_window",
+		"sync-interval": "sync_interval",
 		"log-level":     "log.level",
 		"log-format":    "log.format",
 		"metrics":       "metrics.listen",
@@ -87,6 +88,7 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 	fs.String("socket", "", "JSON-RPC socket path (default <data dir>/spacepanda.sock)")
 	fs.Bool("mdns", false, "discover peers on the local network")
 	fs.String("settle-window", "", "how long competing commits of an epoch are gathered (e.g. 1s)")
+	fs.String("sync-interval", "", "how often each channel catches up with its members and compares views (e.g. 30s)")
 	fs.String("log-level", "", "debug, info, warn or error")
 	fs.String("log-format", "", "text or json")
 	fs.String("metrics", "", "serve Prometheus metrics on this loopback host:port")
@@ -267,6 +269,7 @@ func nodeConfig(cfg config.Config, log *slog.Logger) (node.Config, error) {
 		BootstrapPeers: cfg.Bootstrap,
 		MDNS:           cfg.MDNS,
 		SettleWindow:   cfg.SettleWindow.Duration,
+		SyncInterval:   cfg.SyncInterval.Duration,
 		KeyPackages: node.KeyPackageSchedule{
 			BatchSize:         cfg.KeyPackages.BatchSize,
 			Lifetime:          cfg.KeyPackages.Lifetime.Duration,

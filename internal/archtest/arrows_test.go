@@ -87,6 +87,10 @@ var rules = []rule{
 	// so that a test or a command can put any process in its namespaces.
 	{"internal/netlab", []string{"mlsgroup", "store", "p2p", "node", "rpc", "config", "keypkgdir", "testnet", "cmd", "cli", "internal/proctest"},
 		append(append([]string{}, network[1:]...), leveldb...)},
+	// The chaos harness drives daemons from outside, as a client does:
+	// processes, the RPC client and the firewall, never the node itself.
+	{"internal/chaostest", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet", "cli"}, append(append([]string{}, network[1:]...), leveldb...)},
+	{"internal/proctest", []string{"node", "p2p", "store", "mlsgroup", "keypkgdir", "testnet", "cli", "rpc"}, append(append([]string{}, network[1:]...), leveldb...)},
 }
 
 // testnetImports are the project packages testnet may import.
@@ -214,12 +218,14 @@ func TestMLSGroupIsPure(t *testing.T) {
 func isTestSupport(path string) bool { return strings.HasSuffix(path, "test") }
 
 // TestTestSupportOnlyInTests keeps test-support packages out of the
-// product: no package's non-test files import one. The testnet is the
-// exception: it is itself a harness of real nodes, started as the tests
-// start them (node/nodetest), and only its own command imports it.
+// product: no package's non-test files import one, except another
+// test-support package (chaostest builds on proctest). The testnet is
+// the other exception: it is itself a harness of real nodes, started as
+// the tests start them (node/nodetest), and only its own command imports
+// it.
 func TestTestSupportOnlyInTests(t *testing.T) {
 	for _, p := range listPackages(t) {
-		if under(rel(p.ImportPath), "testnet") {
+		if isTestSupport(p.ImportPath) || under(rel(p.ImportPath), "testnet") {
 			continue
 		}
 		for _, imp := range p.Imports {

@@ -58,6 +58,13 @@ type Daemon struct {
 	// network namespace. It must exec the daemon in its own place, so
 	// that signals reach the daemon.
 	Prefix []string
+	// Listen, if set, is the multiaddr every start listens on in place of
+	// 127.0.0.1 with a kernel-chosen port, so that a test can give each
+	// daemon an address of its own and keep it across restarts.
+	Listen string
+	// SysProcAttr, if set, is the daemon process's: a test that tells
+	// daemons apart by their group ID in firewall rules sets Credential.
+	SysProcAttr *syscall.SysProcAttr
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -105,9 +112,14 @@ func New(t testing.TB, name string, args ...string) *Daemon {
 func (d *Daemon) Start(ctx context.Context) {
 	d.t.Helper()
 	bin := Binaries(d.t)
-	args := append([]string{"--data-dir", d.Dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--settle-window", "300ms"}, d.Args...)
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if d.Listen != "" {
+		listen = d.Listen
+	}
+	args := append([]string{"--data-dir", d.Dir, "--listen", listen, "--mdns=false", "--settle-window", "300ms"}, d.Args...)
 	argv := append(append(append([]string{}, d.Prefix...), filepath.Join(bin, "spacepandad")), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = d.SysProcAttr
 	level := os.Getenv("SPACEPANDA_TEST_LOG_LEVEL")
 	if level == "" {
 		level = "warn"
