@@ -39,15 +39,7 @@ func ExternalJoin(cfg Config, groupInfo, identity []byte, signer *Signer, opts E
 	if err != nil {
 		return nil, err
 	}
-	var m mls.MLSMessage
-	if err := wire.Unmarshal(groupInfo, &m); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if m.WireFormat != mls.WireFormatGroupInfo {
-		return nil, errorf(ErrUnexpectedMessage, "wire format %d is not a GroupInfo", m.WireFormat)
-	}
-	gi := m.GroupInfo
-	s, err := lookupSuite(gi.GroupContext.CipherSuite)
+	gi, s, err := decodeGroupInfo(groupInfo)
 	if err != nil {
 		return nil, err
 	}

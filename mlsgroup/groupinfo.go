@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/mls"
+	"github.com/spacepanda/spacepanda/mlsgroup/internal/suite"
 	"github.com/spacepanda/spacepanda/mlsgroup/internal/wire"
 )
 
@@ -25,15 +26,7 @@ func InspectGroupInfo(cfg Config, groupInfo, ratchetTree []byte) (*GroupInfoSumm
 	if err != nil {
 		return nil, err
 	}
-	var m mls.MLSMessage
-	if err := wire.Unmarshal(groupInfo, &m); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if m.WireFormat != mls.WireFormatGroupInfo {
-		return nil, errorf(ErrUnexpectedMessage, "wire format %d is not a GroupInfo", m.WireFormat)
-	}
-	gi := m.GroupInfo
-	s, err := lookupSuite(gi.GroupContext.CipherSuite)
+	gi, s, err := decodeGroupInfo(groupInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -46,4 +39,21 @@ func InspectGroupInfo(cfg Config, groupInfo, ratchetTree []byte) (*GroupInfoSumm
 		out.Members = append(out.Members, memberOf(l, leaf))
 	}
 	return out, nil
+}
+
+// decodeGroupInfo reads an MLSMessage that must carry a GroupInfo, and
+// the cipher suite it names.
+func decodeGroupInfo(groupInfo []byte) (*mls.GroupInfo, *suite.Suite, error) {
+	var m mls.MLSMessage
+	if err := wire.Unmarshal(groupInfo, &m); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if m.WireFormat != mls.WireFormatGroupInfo {
+		return nil, nil, errorf(ErrUnexpectedMessage, "wire format %d is not a GroupInfo", m.WireFormat)
+	}
+	s, err := lookupSuite(m.GroupInfo.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.GroupInfo, s, nil
 }
