@@ -111,9 +111,8 @@ func benchFork(b *testing.B, size, committers int, settle time.Duration) {
 }
 
 // BenchmarkConvergenceAfterHeal: 6 members over 20 ms links split into
-// two random halves; each half commits 1-4 updates (within the rewind
-// window) with a message from every member of the half after each, then
-// the halves are joined again; measured from the heal to every member
+// two random halves that commit and send apart (splitAndCommit), then
+// joined again; measured from the heal to every member
 // converged with every message of both halves. The partition is held 1 s
 // (its length does not change the heal: what each half did does).
 func BenchmarkConvergenceAfterHeal(b *testing.B) {
@@ -128,44 +127,11 @@ func BenchmarkConvergenceAfterHeal(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
-		perm := rng.Perm(len(pc.all))
-		var halves [2][]*nodetest.Peer
-		for j, k := range perm {
-			halves[j*2/len(perm)] = append(halves[j*2/len(perm)], pc.all[k])
-		}
-		pc.split(b, halves[0], halves[1])
-		var want []string
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for h, half := range halves {
-			commits, committer := 1+rng.IntN(4), half[rng.IntN(len(half))]
-			wg.Go(func() {
-				for k := range commits {
-					if err := committer.Update(ctx, pc.ch); err != nil {
-						b.Errorf("%s's update: %v", committer.Name, err)
-						return
-					}
-					for _, p := range half {
-						body := fmt.Sprintf("heal %d half %d commit %d from %s", i, h, k, p.Name)
-						if _, err := p.Send(ctx, pc.ch, body); err != nil {
-							b.Errorf("%s's send: %v", p.Name, err)
-							return
-						}
-						mu.Lock()
-						want = append(want, body)
-						mu.Unlock()
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow()
-		}
+		x, y, _, want := pc.splitAndCommit(ctx, b, rng, fmt.Sprintf("heal %d", i))
 		time.Sleep(time.Second) // the partition's length, not a wait for an event
 		b.StartTimer()
 		healed := time.Now()
-		pc.heal(b, halves[0], halves[1])
+		pc.heal(b, x, y)
 		awaitStormConverged(ctx, b, pc.ch, len(pc.all), pc.all)
 		for _, p := range pc.all {
 			for _, w := range want {

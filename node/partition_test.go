@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -77,6 +78,52 @@ func (pc *partitionCluster) split(t testing.TB, a, b []*nodetest.Peer) {
 	}
 }
 
+// splitAndCommit splits the members into two random halves, and in each
+// half one member commits 1-4 updates (within the rewind window), every
+// member of the half sending after each; it returns the halves, their
+// commit counts and the bodies sent, once every send is acknowledged.
+func (pc *partitionCluster) splitAndCommit(ctx context.Context, t testing.TB, rng *rand.Rand, label string) (a, b []*nodetest.Peer, commits [2]int, want []string) {
+	t.Helper()
+	perm := rng.Perm(len(pc.all))
+	for i, j := range perm {
+		if i < len(perm)/2 {
+			a = append(a, pc.all[j])
+		} else {
+			b = append(b, pc.all[j])
+		}
+	}
+	pc.split(t, a, b)
+	commits = [2]int{1 + rng.IntN(4), 1 + rng.IntN(4)}
+	committer := [2]int{rng.IntN(len(a)), rng.IntN(len(b))}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for h, half := range [][]*nodetest.Peer{a, b} {
+		wg.Go(func() {
+			for k := range commits[h] {
+				if err := half[committer[h]].Update(ctx, pc.ch); err != nil {
+					t.Errorf("%s: %s's update: %v", label, half[committer[h]].Name, err)
+					return
+				}
+				for _, p := range half {
+					body := fmt.Sprintf("%s commit %d from %s", label, k, p.Name)
+					if _, err := p.Send(ctx, pc.ch, body); err != nil {
+						t.Errorf("%s: %s's send: %v", label, p.Name, err)
+						return
+					}
+					mu.Lock()
+					want = append(want, body)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return a, b, commits, want
+}
+
 // heal links and connects the two halves again.
 func (pc *partitionCluster) heal(t testing.TB, a, b []*nodetest.Peer) {
 	t.Helper()
@@ -131,44 +178,8 @@ func partitions(t *testing.T, pc *partitionCluster, rounds int, hold time.Durati
 	var want []string
 	var took []time.Duration
 	for round := range rounds {
-		perm := rng.Perm(len(pc.all))
-		var a, b []*nodetest.Peer
-		for i, j := range perm {
-			if i < len(perm)/2 {
-				a = append(a, pc.all[j])
-			} else {
-				b = append(b, pc.all[j])
-			}
-		}
-		pc.split(t, a, b)
-		commits := [2]int{1 + rng.IntN(4), 1 + rng.IntN(4)}
-		committer := [2]int{rng.IntN(len(a)), rng.IntN(len(b))}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for h, half := range [][]*nodetest.Peer{a, b} {
-			wg.Go(func() {
-				for k := range commits[h] {
-					if err := half[committer[h]].Update(ctx, pc.ch); err != nil {
-						t.Errorf("round %d: %s's update: %v", round, half[committer[h]].Name, err)
-						return
-					}
-					for _, p := range half {
-						body := fmt.Sprintf("partition %d commit %d from %s", round, k, p.Name)
-						if _, err := p.Send(ctx, pc.ch, body); err != nil {
-							t.Errorf("round %d: %s's send: %v", round, p.Name, err)
-							return
-						}
-						mu.Lock()
-						want = append(want, body)
-						mu.Unlock()
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
+		a, b, commits, sent := pc.splitAndCommit(ctx, t, rng, fmt.Sprintf("partition %d", round))
+		want = append(want, sent...)
 		time.Sleep(hold) // the partition's length is the scenario's, not a wait for an event
 		pc.heal(t, a, b)
 		healed := time.Now()
