@@ -139,14 +139,7 @@ func TestManyHostilePeers(t *testing.T) {
 	// An honest Welcome arrives meanwhile.
 	start := time.Now()
 	welcome := bytes.Repeat([]byte{1}, 256<<10)
-	var err error
-	for range 100 {
-		if err = honest.SendWelcome(ctx, receiver.ID(), welcome); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
+	if err := sendWelcomeRetrying(ctx, honest, receiver.ID(), welcome, 100); err != nil {
 		t.Fatalf("honest Welcome while %d hostile peers stall: %v", hostile, err)
 	}
 	took := time.Since(start)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -73,13 +74,7 @@ func TestStalledWelcomesHoldLittle(t *testing.T) {
 	// the last ones may not have read it yet: sample the heap for half a
 	// second. What a handler allocates it holds until its stream ends, so
 	// every later sample would show it.
-	var grown uint64
-	for range 10 {
-		time.Sleep(50 * time.Millisecond)
-		if after := heapAlloc(); after > before {
-			grown = max(grown, after-before)
-		}
-	}
+	grown := heapGrowth(before)
 	t.Logf("heap grew by %.1f MiB for %d stalled streams", float64(grown)/(1<<20), streams)
 	if grown > 32<<20 {
 		t.Fatalf("heap grew by %d MiB for %d stalled streams, want under 32 MiB", grown>>20, streams)
@@ -195,13 +190,7 @@ func TestStalledFramesHoldWhatArrived(t *testing.T) {
 		after := heapAlloc()
 		return after > before && after-before >= streams*sent
 	})
-	var grown uint64
-	for range 10 {
-		time.Sleep(50 * time.Millisecond)
-		if after := heapAlloc(); after > before {
-			grown = max(grown, after-before)
-		}
-	}
+	grown := heapGrowth(before)
 	t.Logf("heap grew by %.1f MiB for %d streams that sent %.1f MiB each (%.1f MiB in all)",
 		float64(grown)/(1<<20), streams, float64(sent)/(1<<20), float64(streams*sent)/(1<<20))
 	if limit := uint64(streams*sent) * 5 / 4; grown > limit {
@@ -244,14 +233,7 @@ func TestWelcomeBuffersAreBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	welcome := bytes.Repeat([]byte{7}, 256<<10)
-	var err error
-	for range 50 {
-		if err = honest.SendWelcome(ctx, receiver.ID(), welcome); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
+	if err := sendWelcomeRetrying(ctx, honest, receiver.ID(), welcome, 50); err != nil {
 		t.Fatalf("honest Welcome while stalled streams hold the budget: %v", err)
 	}
 	if n := receiver.welcomeBuffers.inUse(); n > budget {
@@ -268,4 +250,39 @@ func TestWelcomeBuffersAreBounded(t *testing.T) {
 		t.Fatal("no stalled stream was reset")
 	}
 	t.Logf("%d of %d stalled streams reset", reset, len(stalled))
+}
+
+// heapGrowth is the most the heap grew above before in half a second of
+// samples: a handler that has not read its length prefix yet allocates
+// during them, and what it allocates it holds until its stream ends.
+func heapGrowth(before uint64) uint64 {
+	var grown uint64
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range 10 {
+		<-tick.C
+		if after := heapAlloc(); after > before {
+			grown = max(grown, after-before)
+		}
+	}
+	return grown
+}
+
+// sendWelcomeRetrying sends a Welcome, trying again every 100 ms up to
+// tries times while the receiver refuses it (its budget held by others).
+func sendWelcomeRetrying(ctx context.Context, from *Host, to peer.ID, welcome []byte, tries int) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for range tries {
+		if err = from.SendWelcome(ctx, to, welcome); err == nil {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
 }
