@@ -1,11 +1,15 @@
 package node_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/spacepanda/spacepanda/node"
 	"github.com/spacepanda/spacepanda/node/nodetest"
@@ -124,19 +128,35 @@ func TestCandidateFloodBounded(t *testing.T) {
 }
 
 // lateRival is four members and two valid rival commits of one epoch, by
-// carol and dave, made but not published: win ranks first.
+// carol and dave, made but not published: win ranks first. With erin, a
+// fifth member, it has a third rival, mid, ranking between the two.
 type lateRival struct {
-	alice, bob, carol, dave *nodetest.Peer
-	ch                      []byte
-	epoch                   uint64
-	win, lose               []byte
+	c                             *nodetest.Cluster
+	alice, bob, carol, dave, erin *nodetest.Peer
+	ch                            []byte
+	epoch                         uint64
+	win, mid, lose                []byte
+	winner                        *nodetest.Peer // who made win
 }
 
 func newLateRival(ctx context.Context, t *testing.T) *lateRival {
+	return newRivals(ctx, t, false)
+}
+
+func newRivals(ctx context.Context, t *testing.T, withErin bool) *lateRival {
 	t.Helper()
 	c := nodetest.NewLoopback(t)
-	r := &lateRival{alice: c.Add("alice"), bob: c.Add("bob"), carol: c.Add("carol"), dave: c.Add("dave")}
-	for _, p := range []*nodetest.Peer{r.bob, r.carol, r.dave} {
+	if withErin {
+		c = nodetest.NewMocknet(t, mocknet.LinkOptions{}) // to part alice from the rest
+	}
+	r := &lateRival{c: c, alice: c.Add("alice"), bob: c.Add("bob"), carol: c.Add("carol"), dave: c.Add("dave")}
+	committers := []*nodetest.Peer{r.carol, r.dave}
+	if withErin {
+		r.erin = c.Add("erin")
+		committers = append(committers, r.erin)
+	}
+	invitees := append([]*nodetest.Peer{r.bob}, committers...)
+	for _, p := range invitees {
 		p.PublishKeyPackages(ctx)
 	}
 	info, err := r.alice.CreateChannel(ctx, "fork", "")
@@ -145,31 +165,33 @@ func newLateRival(ctx context.Context, t *testing.T) *lateRival {
 	}
 	r.ch = info.ID
 	joined := []*nodetest.Peer{r.alice}
-	for _, p := range []*nodetest.Peer{r.bob, r.carol, r.dave} {
+	for _, p := range invitees {
 		r.alice.Invite(ctx, r.ch, p)
 		joined = append(joined, p)
 		nodetest.AwaitConverged(ctx, r.ch, len(joined), joined...)
 	}
 	r.epoch = r.alice.MustInfo(r.ch).Epoch
-	x, err := r.carol.CommitUnsent(ctx, r.ch)
-	if err != nil {
-		t.Fatal(err)
+	type rival struct {
+		commit []byte
+		rank   uint32
+		by     *nodetest.Peer
 	}
-	y, err := r.dave.CommitUnsent(ctx, r.ch)
-	if err != nil {
-		t.Fatal(err)
+	var rs []rival
+	for _, p := range committers {
+		x, err := p.CommitUnsent(ctx, r.ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rank, err := r.alice.CommitterRank(ctx, r.ch, leafOf(t, r.alice, r.ch, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, rival{x, rank, p})
 	}
-	rx, err := r.alice.CommitterRank(ctx, r.ch, leafOf(t, r.alice, r.ch, r.carol))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ry, err := r.alice.CommitterRank(ctx, r.ch, leafOf(t, r.alice, r.ch, r.dave))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.win, r.lose = x, y
-	if ry < rx {
-		r.win, r.lose = y, x
+	slices.SortFunc(rs, func(a, b rival) int { return cmp.Compare(a.rank, b.rank) })
+	r.win, r.lose, r.winner = rs[0].commit, rs[len(rs)-1].commit, rs[0].by
+	if withErin {
+		r.mid = rs[1].commit
 	}
 	return r
 }
@@ -261,6 +283,66 @@ func TestRewindResends(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitBodies(ctx, t, r.bob, r.ch, append(want, "after"))
+}
+
+// TestSecondRewindResendsCopies: bob sends on the worst of three rival
+// branches, rewinds to the middle one and re-sends there, then rewinds
+// again to the best, which alice is on. His message must be re-sent a
+// second time, from the copy: the second fork follows the original in his
+// log. (It was not: a rewind re-sent originals only, and the message was
+// lost for every member that never saw the middle branch.)
+func TestSecondRewindResendsCopies(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	r := newRivals(ctx, t, true)
+	// The winner's author is gone: a member cannot process its own commit
+	// that it did not stage, and would rejoin, whose re-sends would hide
+	// the loss.
+	r.winner.Stop()
+	// alice is away while bob goes through the two lesser branches: her
+	// log would otherwise bring him the winner too early, by sync.
+	away, rest := []*nodetest.Peer{r.alice}, []*nodetest.Peer{r.bob}
+	for _, p := range []*nodetest.Peer{r.carol, r.dave, r.erin} {
+		if p != r.winner {
+			rest = append(rest, p)
+		}
+	}
+	pc := &partitionCluster{c: r.c}
+	pc.split(t, away, rest)
+	for p, commit := range map[*nodetest.Peer][]byte{r.alice: r.win, r.bob: r.lose} {
+		if err := p.Deliver(ctx, r.ch, r.carol.ID(), commit, false); err != nil {
+			t.Fatal(err)
+		}
+		p.Await(ctx, p.Name+" to settle", func() bool { return p.MustInfo(r.ch).Epoch > r.epoch })
+	}
+	want := []string{"sent on the worst branch"}
+	if _, err := r.bob.Send(ctx, r.ch, want[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.bob.Deliver(ctx, r.ch, r.dave.ID(), r.mid, false); err != nil {
+		t.Fatal(err)
+	}
+	r.bob.Await(ctx, "bob's copy on the middle branch", func() bool { return r.bob.OwnCopies(r.ch) == 1 })
+	pc.heal(t, away, rest)
+	// The winner reaches the rest at once: none is left on a lesser
+	// branch to rejoin.
+	for _, p := range rest {
+		if err := p.Deliver(ctx, r.ch, r.alice.ID(), r.win, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.bob.Rewinds(r.ch); n != 2 {
+		t.Fatalf("bob rewound %d times, want 2", n)
+	}
+	// Lost, it never comes; re-sent, it is here in a sync round or two.
+	soon, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	awaitBodies(soon, t, r.alice, r.ch, want)
+	awaitBodies(ctx, t, r.bob, r.ch, want)
+	for _, p := range append(away, rest...) {
+		if n := p.Rejoins(r.ch); n != 0 {
+			t.Errorf("%s rejoined %d times", p.Name, n)
+		}
+	}
 }
 
 // TestGrindingMemberRemoved: a malicious member answers every rival

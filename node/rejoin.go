@@ -449,12 +449,16 @@ func (c *channel) ownFromEpoch(from uint64) ([]*envelope, error) {
 		return nil, err
 	}
 	var out []*envelope
+	seen := make(map[[MessageIDSize]byte]bool)
 	for _, e := range slices.Backward(page) {
 		rec, err := parseLogRecord(e.Data)
 		if err != nil {
 			return nil, err
 		}
-		if rec.Kind == logApplication && rec.Envelope != nil && peer.ID(rec.Sender) == c.n.id && rec.Epoch >= from {
+		// A copy is encrypted where its original was not (after a rewind,
+		// or for an earlier rejoin), and counts by its own epoch.
+		if c.ownMessage(rec) && rec.Epoch >= from && !seen[rec.Envelope.ID] {
+			seen[rec.Envelope.ID] = true
 			out = append(out, rec.Envelope)
 		}
 	}

@@ -184,9 +184,14 @@ func (c *channel) expectResends() {
 }
 
 // ownSince is this node's application messages logged after seq: the
-// ones encrypted in epochs a rewind abandons.
+// ones encrypted in epochs a rewind abandons. Its copies count as much as
+// its originals: a message re-sent after one rewind may be abandoned with
+// its branch by the next, whose fork follows the original (the second
+// winner ranks before the first, at the same epoch), and the copy is then
+// all that is left after seq.
 func (c *channel) ownSince(seq uint64) ([]*envelope, error) {
 	var out []*envelope
+	seen := make(map[[MessageIDSize]byte]bool)
 	for {
 		page, err := c.n.st.LogAfter(c.id, seq, 512)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -201,11 +206,18 @@ func (c *channel) ownSince(seq uint64) ([]*envelope, error) {
 			if err != nil {
 				return nil, err
 			}
-			if rec.Kind == logApplication && rec.Envelope != nil && peer.ID(rec.Sender) == c.n.id {
+			if c.ownMessage(rec) && !seen[rec.Envelope.ID] {
+				seen[rec.Envelope.ID] = true
 				out = append(out, rec.Envelope)
 			}
 		}
 	}
+}
+
+// ownMessage says whether rec is one of this node's messages, first sent
+// or re-sent.
+func (c *channel) ownMessage(rec *logRecord) bool {
+	return (rec.Kind == logApplication || rec.Kind == logResent) && rec.Envelope != nil && peer.ID(rec.Sender) == c.n.id
 }
 
 // envKey names a message across its copies: its author and envelope ID.
