@@ -108,7 +108,11 @@ type channel struct {
 	// resend is sent: the rewind lands at the fork point, and what is
 	// made there is late for members at the head of the winning branch.
 	caughtUp uint64
-	resend   []*sendReq
+	// heldCandidate says the sync round in progress stopped at a commit
+	// to settle, which the next round must go on past (a stop at an
+	// entry of a later epoch alone does not count: see afterCatchUp).
+	heldCandidate bool
+	resend        []*sendReq
 	// followUps are the sync rounds expectResends armed.
 	followUps []*time.Timer
 	// peerCache maps leaves to peers for peerCacheEpoch (senderPeer).
@@ -603,7 +607,7 @@ func (c *channel) process(m inbound) error {
 			// Only in memory until the epoch settles: a cursor past it
 			// would outlive it in a crash.
 			c.candSync(h, m)
-			return c.holdSync()
+			return c.holdCandidate()
 		}
 		return nil
 	}
@@ -654,7 +658,7 @@ func (c *channel) process(m inbound) error {
 		}
 		if m.sync {
 			c.candSync(h, m)
-			return c.holdSync()
+			return c.holdCandidate()
 		}
 		return nil
 	case mlsgroup.KindProposal:
@@ -769,6 +773,12 @@ var errHeld = errors.New("node: sync entry held for a later epoch")
 func (c *channel) holdSync() error {
 	c.resync = true
 	return errHeld
+}
+
+// holdCandidate is holdSync at a commit gathered for the current epoch.
+func (c *channel) holdCandidate() error {
+	c.heldCandidate = true
+	return c.holdSync()
 }
 
 // skip records a sync cursor past an entry that changes nothing here.
@@ -1445,7 +1455,8 @@ func (c *channel) catchUp(ctx context.Context) (failed int) {
 	c.do(ctx, func() error {
 		c.settleSynced()
 		c.readAhead(round)
-		c.afterCatchUp(round, held)
+		c.afterCatchUp(round, held && c.heldCandidate)
+		c.heldCandidate = false
 		return nil
 	})
 	c.rounds.Add(1)

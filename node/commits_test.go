@@ -345,6 +345,57 @@ func TestSecondRewindResendsCopies(t *testing.T) {
 	}
 }
 
+// TestRewindPastAbandonedEntries: alice and bob both took the losing
+// commit, bob committed again on that branch and alice sent in the epoch
+// that made, before the winner reaches bob. He rewinds, and alice's log
+// still holds her message of an epoch he has not reached on the winning
+// branch, nor will until he makes his own commit again. He must make it.
+// (He did not: a sync stopped at that message counted as a round that
+// had not caught up, the commit waited for one that had, and the channel
+// stood still.)
+func TestRewindPastAbandonedEntries(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	r := newLateRival(ctx, t)
+	// The rivals' authors are gone: neither can process its own commit
+	// that it did not stage, and one that rejoined would move the epoch
+	// on for bob.
+	r.carol.Stop()
+	r.dave.Stop()
+	two := []*nodetest.Peer{r.alice, r.bob}
+	for _, p := range two {
+		if err := p.Deliver(ctx, r.ch, r.carol.ID(), r.lose, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.AwaitConverged(ctx, r.ch, 4, two...)
+	if err := r.bob.Update(ctx, r.ch); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.AwaitConverged(ctx, r.ch, 4, two...)
+	abandoned := r.alice.MustInfo(r.ch).Epoch
+	// Her message is in her log alone: one bob has logged is passed over
+	// by his sync.
+	r.alice.DropPublishes(true)
+	want := []string{"sent on the losing branch"}
+	if _, err := r.alice.Send(ctx, r.ch, want[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.bob.Deliver(ctx, r.ch, r.dave.ID(), r.win, false); err != nil {
+		t.Fatal(err)
+	}
+	r.alice.DropPublishes(false)
+	if n := r.bob.Rewinds(r.ch); n != 1 {
+		t.Fatalf("bob rewound %d times, want 1", n)
+	}
+	soon, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r.bob.Await(soon, "bob's commit made again", func() bool { return r.bob.MustInfo(r.ch).Epoch >= abandoned })
+	nodetest.AwaitConverged(ctx, r.ch, 4, two...)
+	for _, p := range two {
+		awaitBodies(ctx, t, p, r.ch, want)
+	}
+}
+
 // TestGrindingMemberRemoved: a malicious member answers every rival
 // commit within the settle window with the best of 32 fresh commits of
 // its own, by the hash of their bytes. The rank is the committer's turn,

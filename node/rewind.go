@@ -148,7 +148,13 @@ func (c *channel) rewind(i int, eff *mlsgroup.Effects, m inbound, h [32]byte) er
 
 // afterCatchUp releases what a rewind held back once a sync round that
 // began after it read every member's log to its end (held: it stopped at
-// a commit to settle first, and the next round goes on).
+// a commit to settle first, and the next round goes on). A stop at an
+// entry of a later epoch with no commit to settle does not hold it back:
+// such an entry is often of the abandoned branch, in the log of a member
+// that was on it too, and is passed over only once the epoch moves on,
+// which the commits held here would do. (Counted as a hold, it stalled
+// the channel for good: the member waited for its commits to catch up,
+// and its commits waited for it.)
 func (c *channel) afterCatchUp(round uint64, held bool) {
 	if c.caughtUp == 0 || round < c.caughtUp {
 		return
